@@ -1,0 +1,347 @@
+"""One YAML file -> a typed, validated config tree.
+
+A ratio is a share of output rows. `blend.ratios` gives the share of each
+source (human, synthetic) in the whole batch; `blend.domain_ratios` overrides
+it for one domain; `blend.teacher_shares` splits the synthetic rows of every
+domain between teachers.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from prefmix.errors import ConfigError
+
+Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+Severity = Literal["critical", "warning", "off"]
+DEFAULT_DOMAINS = ["general", "finance", "medicine", "law"]
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class PromptSet(Model):
+    """A Parquet prompt file (columns: prompt, domain; optional prompt_id)."""
+
+    path: str
+    columns: dict[str, str] = Field(default_factory=dict, description="canonical name -> column name in the file")
+
+
+class HumanShard(Model):
+    path: str
+    layout: Literal["pairs", "rankings", "judgments"] = "pairs"
+    vendor: str = "unknown"
+    columns: dict[str, str] = Field(default_factory=dict, description="canonical name -> vendor column name")
+
+
+class Aggregation(Model):
+    min_annotators: int = Field(1, ge=1)
+    min_agreement: Fraction = 0.5
+    min_gold_accuracy: Fraction = 0.0
+    ranking_pairs: Literal["best_worst", "all"] = "best_worst"
+    max_pairs_per_ranking: int = Field(10, ge=1)
+
+
+class Human(Model):
+    shards: list[HumanShard] = Field(default_factory=list)
+    aggregation: Aggregation = Field(default_factory=Aggregation)
+    calibration_sample: int = Field(200, ge=0, description="human pairs the synthetic judge re-judges per run")
+
+
+class Launch(Model):
+    """Serve a local model directory with vLLM for the duration of the run."""
+
+    model_dir: str | None = None
+    tiny: bool = Field(False, description="build the tiny offline teacher into model_dir first")
+    seed: int = 0
+    port: int = 0
+
+
+class Teacher(Model):
+    name: str
+    model: str = Field(..., description="served model name sent in requests")
+    revision: str | None = None
+    endpoints: list[str] = Field(default_factory=list)
+    launch: Launch | None = None
+    api_key_env: str | None = Field(None, description="environment variable holding the API key")
+    api_key_secret: str | None = Field(None, description="Prefect Secret block name holding the API key")
+    max_in_flight: int = Field(128, ge=1)
+    timeout_s: float = Field(60.0, gt=0)
+
+    @model_validator(mode="after")
+    def _endpoint_or_launch(self) -> "Teacher":
+        if not self.endpoints and self.launch is None:
+            raise ValueError("needs 'endpoints' or 'launch'")
+        return self
+
+
+class Sampling(Model):
+    temperature: float = Field(1.0, ge=0.0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    max_tokens: int = Field(64, ge=1)
+    seed: int | None = None
+
+
+class Retry(Model):
+    max_attempts: int = Field(5, ge=1)
+    base_delay_s: float = Field(0.2, ge=0.0)
+    max_delay_s: float = Field(10.0, ge=0.0)
+
+
+class ErrorBudget(Model):
+    window: int = Field(200, ge=1)
+    max_error_rate: Fraction = 0.5
+
+
+class Generation(Model):
+    enabled: bool = True
+    strategy: Literal["pointwise", "pairwise", "constitutional"] = "pointwise"
+    teachers: list[str] = Field(default_factory=list, description="teacher names that write candidates (default: all)")
+    judge: str | None = Field(None, description="teacher name that judges (default: the first teacher)")
+    samples_per_prompt: int = Field(2, ge=1)
+    sampling: Sampling = Field(default_factory=Sampling)
+    judge_max_tokens: int = Field(48, ge=8)
+    min_margin: float = Field(1.0, ge=0.0)
+    template: str = "default"
+    constitution: str | None = None
+    limit: int | None = Field(None, ge=0)
+    chunk_size: int = Field(256, ge=1)
+    retry: Retry = Field(default_factory=Retry)
+    error_budget: ErrorBudget = Field(default_factory=ErrorBudget)
+    max_prompt_chars: int = Field(4000, ge=1)
+
+
+class Upsample(Model):
+    allowed: bool = False
+    max_repeats: int = Field(1, ge=1)
+
+
+class Dedup(Model):
+    prompts: bool = True
+
+
+class Blend(Model):
+    ratios: dict[str, Fraction] = Field(default_factory=lambda: {"human": 0.7, "synthetic": 0.3})
+    domain_ratios: dict[str, dict[str, Fraction]] = Field(default_factory=dict)
+    teacher_shares: dict[str, Fraction] = Field(default_factory=dict)
+    size: int | Literal["all_human"] = "all_human"
+    domain_shares: dict[str, Fraction] = Field(
+        default_factory=dict, description="share of output rows per domain when size is a number (default: as available)"
+    )
+    upsample: Upsample = Field(default_factory=Upsample)
+    dedup: Dedup = Field(default_factory=Dedup)
+    eval_fraction: Fraction = 0.05
+    shard_rows: int = Field(100_000, ge=1)
+
+    @field_validator("ratios", "teacher_shares")
+    @classmethod
+    def _sums_to_one(cls, value: dict[str, float]) -> dict[str, float]:
+        return _check_shares(value)
+
+    @field_validator("ratios")
+    @classmethod
+    def _known_sources(cls, value: dict[str, float]) -> dict[str, float]:
+        return _check_sources(value)
+
+    @field_validator("domain_ratios")
+    @classmethod
+    def _each_domain_sums_to_one(cls, value: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+        for shares in value.values():
+            _check_sources(shares)
+            _check_shares(shares)
+        return value
+
+    @field_validator("domain_shares")
+    @classmethod
+    def _domains_sum_to_one(cls, value: dict[str, float]) -> dict[str, float]:
+        return _check_shares(value)
+
+    def ratios_for(self, domain: str) -> dict[str, float]:
+        shares = {source: 0.0 for source in ("human", "synthetic")}
+        shares.update(self.domain_ratios.get(domain, self.ratios))
+        return shares
+
+
+def _check_shares(value: dict[str, float]) -> dict[str, float]:
+    if value and not math.isclose(sum(value.values()), 1.0, abs_tol=1e-9):
+        raise ValueError(f"shares must sum to 1, got {sum(value.values()):g}")
+    return value
+
+
+def _check_sources(value: dict[str, float]) -> dict[str, float]:
+    unknown = sorted(set(value) - {"human", "synthetic"})
+    if unknown:
+        raise ValueError(f"unknown source {unknown[0]!r}, expected 'human' or 'synthetic'")
+    return value
+
+
+class Gate(Model):
+    share_tolerance: Fraction = 0.02
+    min_rows: int = Field(1, ge=0)
+    min_chars: int = Field(1, ge=0)
+    max_chars: int = Field(20_000, ge=1)
+    score_min: float = 0.0
+    score_max: float = 10.0
+    min_margin: float = 0.0
+    min_agreement: Fraction = 0.0
+    min_judge_human: Fraction = 0.0
+    max_pii_share: Fraction = 0.01
+    severity: dict[str, Severity] = Field(default_factory=dict, description="check name -> critical | warning | off")
+    data_docs: bool = True
+
+
+class OpenLineage(Model):
+    file: bool = True
+    http_url: str | None = None
+    namespace: str = "prefmix"
+
+
+class Lineage(Model):
+    ledger_url: str | None = Field(None, description="SQLAlchemy URL; default SQLite in the store")
+    openlineage: OpenLineage = Field(default_factory=OpenLineage)
+
+
+class Config(Model):
+    """The whole run: where data lives, who generates it, how it is mixed and gated."""
+
+    name: str = "prefmix"
+    store: str = "./store"
+    seed: int = 0
+    domains: list[str] = Field(default_factory=lambda: list(DEFAULT_DOMAINS))
+    prompts: list[PromptSet] = Field(default_factory=list)
+    human: Human = Field(default_factory=Human)
+    teachers: list[Teacher] = Field(default_factory=list)
+    generation: Generation = Field(default_factory=Generation)
+    blend: Blend = Field(default_factory=Blend)
+    gate: Gate = Field(default_factory=Gate)
+    lineage: Lineage = Field(default_factory=Lineage)
+    vllm_python: str | None = None
+
+    @model_validator(mode="after")
+    def _cross_checks(self) -> "Config":
+        names = [t.name for t in self.teachers]
+        for ref in [*self.generation.teachers, *([self.generation.judge] if self.generation.judge else [])]:
+            if ref not in names:
+                raise ValueError(f"generation names teacher {ref!r}, which is not in teachers {names}")
+        for teacher in self.blend.teacher_shares:
+            if teacher not in names:
+                raise ValueError(f"blend.teacher_shares names teacher {teacher!r}, which is not in teachers {names}")
+        for domain in [*self.blend.domain_ratios, *self.blend.domain_shares]:
+            if domain not in self.domains:
+                raise ValueError(f"blend names domain {domain!r}, which is not in domains {self.domains}")
+        return self
+
+    def judge_teacher(self) -> Teacher:
+        name = self.generation.judge or self.generation_teachers()[0].name
+        return next(t for t in self.teachers if t.name == name)
+
+    def generation_teachers(self) -> list[Teacher]:
+        wanted = self.generation.teachers or [t.name for t in self.teachers]
+        return [t for t in self.teachers if t.name in wanted]
+
+    def store_root(self) -> str:
+        return os.environ.get("PREFMIX_STORE") or self.store
+
+    def redacted(self) -> dict[str, Any]:
+        """The resolved config as plain data; secrets are only ever named (env var / block), never held."""
+        return self.model_dump(mode="json")
+
+
+def _location(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(part) for part in loc if not (isinstance(part, str) and part.startswith("function-"))) or "<root>"
+
+
+def _describe(error: dict[str, Any]) -> str:
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind == "missing":
+        return "required key is missing"
+    message = str(error["msg"])
+    message = message.removeprefix("Value error, ")
+    got = error.get("input")
+    if kind not in ("value_error", "assertion_error") and not isinstance(got, (dict, list)):
+        message += f", got {got!r}"
+    return message
+
+
+def parse(data: Any, source: str = "<config>") -> Config:
+    """Validate plain data into a Config; the first problem becomes a one-line ConfigError."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a YAML mapping at the top level, got {type(data).__name__}")
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise ConfigError(f"{source}: {_location(first['loc'])}: {_describe(first)}") from None
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str], source: str = "--set") -> dict[str, Any]:
+    """Apply `a.b.c=value` overrides (value parsed as YAML) to plain config data."""
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"{source}: expected key=value, got {item!r}")
+        node = data
+        parts = key.split(".")
+        for part in parts[:-1]:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                child = {}
+                node[part] = child
+            node = child
+        node[parts[-1]] = yaml.safe_load(raw)
+    return data
+
+
+def read_yaml(path: str | Path) -> Any:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: expected a YAML file, found a directory") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not valid UTF-8 at byte {exc.start}") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}:{where} not valid YAML ({getattr(exc, 'problem', 'parse error')})") from None
+
+
+def load(path: str | Path, overrides: list[str] | None = None) -> Config:
+    """Read, override and validate a config file. Relative data paths resolve against the file's folder."""
+    data = read_yaml(path)
+    if isinstance(data, dict) and overrides:
+        data = apply_overrides(data, overrides)
+    config = parse(data, str(path))
+    return resolve_paths(config, Path(path).resolve().parent)
+
+
+def resolve_paths(config: Config, base: Path) -> Config:
+    def absolute(p: str) -> str:
+        return p if "://" in p or Path(p).is_absolute() else str((base / p).resolve())
+
+    config.store = absolute(config.store)
+    for prompt_set in config.prompts:
+        prompt_set.path = absolute(prompt_set.path)
+    for shard in config.human.shards:
+        shard.path = absolute(shard.path)
+    for teacher in config.teachers:
+        if teacher.launch and teacher.launch.model_dir:
+            teacher.launch.model_dir = absolute(teacher.launch.model_dir)
+    if config.generation.constitution:
+        config.generation.constitution = absolute(config.generation.constitution)
+    return config

@@ -1,0 +1,31 @@
+"""Errors a user can fix: the CLI prints them as one line and exits 2."""
+
+from __future__ import annotations
+
+
+class UserError(Exception):
+    """Bad input, bad config or a refused operation; the message names the file, row or key."""
+
+    exit_code = 2
+
+
+class ConfigError(UserError):
+    pass
+
+
+class InputError(UserError):
+    pass
+
+
+class StoreLocked(UserError):
+    pass
+
+
+class QuotaShortfall(UserError):
+    pass
+
+
+class RunAborted(Exception):
+    """A run stopped on purpose (error-rate threshold); the store is consistent."""
+
+    exit_code = 3
