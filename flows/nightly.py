@@ -1,0 +1,140 @@
+"""The nightly flow: ingest human shards, generate synthetic pairs, blend, gate, publish, record."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.context import get_run_context
+
+from flows import progress
+from flows.steps import (
+    blend_batch,
+    calibrate_judge,
+    gate_batch,
+    generate_synthetic,
+    ingest_human,
+    publish_or_quarantine,
+    write_human_records,
+)
+from prefmix.config import Config, load
+from prefmix.store import Store
+
+
+def _today() -> str:
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d")
+
+
+def batch_id_for(config: Config, input_hashes: list[str], day: str) -> str:
+    """Same day, same config, same inputs -> same batch id (a rerun finds its own batch)."""
+    payload = json.dumps({"config": config.redacted(), "inputs": sorted(input_hashes)}, sort_keys=True)
+    return f"b{day.replace('-', '')}-{hashlib.sha256(payload.encode()).hexdigest()[:10]}"
+
+
+def _flow_run_id() -> str | None:
+    try:
+        return str(get_run_context().flow_run.id)
+    except Exception:  # outside a flow run
+        return None
+
+
+@flow(name="nightly", flow_run_name="nightly-{run_date}", log_prints=True, validate_parameters=True)
+def nightly(config_path: str, overrides: list[str] | None = None, run_date: str | None = None,
+            limit: int | None = None) -> dict[str, Any]:
+    """One gated, versioned preference batch from today's prompts and the newest human shards."""
+    logger = get_run_logger()
+    report = progress.reporter(logger)
+    config = load(config_path, overrides or [])
+    if limit is not None:
+        config.generation.limit = limit
+    day = run_date or _today()
+    return run_nightly(config, day, report, _flow_run_id())
+
+
+def run_nightly(config: Config, day: str, report: progress.Reporter, flow_run_id: str | None) -> dict[str, Any]:
+    store = Store.at(config.store)
+
+    # Everything that can be wrong with the inputs is found before the store is touched.
+    report.stage("ingest human shards")
+    human = ingest_human(config)
+
+    from generators.prompts import load_prompts
+
+    prompts = load_prompts(config) if config.generation.enabled and config.prompts else None
+
+    from lineage.publish import recover
+
+    with store.lock(f"nightly {day}"):
+        recovered = recover(store)
+        run_id = f"nightly-{day}"
+
+        from generators.launch import launched_teachers
+
+        synthetic_runs: list[dict[str, Any]] = []
+        synthetic_files: list[str] = []
+        judge_human: dict[str, Any] | None = None
+        with launched_teachers(config, store.run_dir(run_id) / "logs") as endpoints:
+            if prompts is not None and len(prompts):
+                report.stage(f"generate synthetic pairs ({len(prompts)} prompts)")
+                gen = generate_synthetic(config, store, run_id, endpoints, report)
+                synthetic_runs.append({"run_id": gen.run_id, **gen.lineage, "summary": gen.summary})
+                synthetic_files = list(gen.record_files)
+            if config.human.calibration_sample and len(human.records):
+                report.stage("judge-versus-human calibration")
+                judge_human = calibrate_judge(config, human.records, endpoints)
+
+        human_file = write_human_records(store, run_id, human.records)
+        inputs = _inputs(config, human, human_file, synthetic_files, prompts)
+        batch_id = batch_id_for(config, [i["sha256"] for i in inputs], day)
+
+        report.stage(f"blend batch {batch_id}")
+        staged, blend_result = blend_batch(config, store, batch_id, [human_file], synthetic_files)
+
+        report.stage("gate")
+        gate = gate_batch(config, staged, human.stats, judge_human)
+
+        report.stage("publish" if gate.verdict != "fail" else "quarantine")
+        final_dir, manifest = publish_or_quarantine(
+            config=config, store=store, batch_id=batch_id, staged=staged, inputs=inputs,
+            synthetic_runs=synthetic_runs, blend_summary=blend_result.summary, annotation_stats=human.stats,
+            judge_human=judge_human, gate=gate, flow_run_id=flow_run_id,
+        )
+        report.done()
+        return {
+            "batch_id": batch_id,
+            "status": manifest["status_history"][-1]["status"],
+            "verdict": gate.verdict,
+            "failed_checks": [*gate.failed_critical, *gate.failed_warning],
+            "rows": blend_result.rows,
+            "achieved": blend_result.summary.get("achieved"),
+            "batch_dir": str(final_dir),
+            "manifest": str(Path(final_dir) / "manifest.json"),
+            "report": gate.report,
+            "annotation": _annotation_headline(human.stats),
+            "judge_human": judge_human,
+            "synthetic": [run["summary"] for run in synthetic_runs],
+            "recovered": recovered,
+            "store": str(store.root),
+        }
+
+
+def _inputs(config: Config, human: Any, human_file: str, synthetic_files: list[str], prompts: Any) -> list[dict[str, Any]]:
+    from prefmix.store import sha256_file
+
+    inputs: list[dict[str, Any]] = [{"role": "human_shard", **item} for item in human.inputs]
+    for prompt_set in config.prompts:
+        inputs.append({"role": "prompt_set", "path": prompt_set.path, "sha256": sha256_file(prompt_set.path)})
+    inputs.append({"role": "human_records", "path": human_file, "sha256": sha256_file(human_file)})
+    for path in synthetic_files:
+        inputs.append({"role": "synthetic_records", "path": path, "sha256": sha256_file(path)})
+    return inputs
+
+
+def _annotation_headline(stats: dict[str, Any]) -> dict[str, Any]:
+    keys = ("alpha", "percent_agreement", "excluded_annotators", "pairs", "rejected")
+    overall = stats.get("overall", stats)
+    return {k: overall[k] for k in keys if k in overall}

@@ -1,0 +1,118 @@
+"""Prefect tasks that wire the rooms together; each calls one room's public function.
+
+Retry policy: transient failures (teacher unreachable, I/O) are retried with
+exponential backoff; user errors (bad input, config) and gate failures are not.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from prefect import task
+from prefect.tasks import exponential_backoff
+
+from flows import progress
+from prefmix.config import Config
+from prefmix.errors import RunAborted, UserError
+from prefmix.records import to_arrow
+from prefmix.store import Store, sha256_file, write_parquet
+
+
+def transient(task_: Any, run: Any, state: Any) -> bool:
+    """Retry unless the failure is the user's (bad input/config) or a deliberate stop."""
+    try:
+        state.result()
+    except (UserError, RunAborted):
+        return False
+    except Exception:
+        return True
+    return False
+
+
+RETRYABLE: dict[str, Any] = dict(retries=2, retry_delay_seconds=exponential_backoff(backoff_factor=2),
+                                 retry_jitter_factor=0.5, retry_condition_fn=transient)
+
+
+@task(name="ingest-human")
+def ingest_human(config: Config) -> Any:
+    from annotations.ingest import ingest
+
+    return ingest(config)
+
+
+@task(name="generate-synthetic", **RETRYABLE)
+def generate_synthetic(config: Config, store: Store, run_id: str, endpoints: dict[str, list[str]],
+                       report: progress.Reporter | None = None) -> Any:
+    from generators.run import generate
+
+    def on_progress(info: dict[str, Any]) -> None:
+        if report is not None:
+            report.update({"label": "generate", **info})
+
+    return generate(config, store, run_id, limit=config.generation.limit, teachers=endpoints, on_progress=on_progress)
+
+
+@task(name="calibrate-judge", **RETRYABLE)
+def calibrate_judge(config: Config, human_records: pl.DataFrame, endpoints: dict[str, list[str]]) -> dict[str, Any]:
+    from annotations.calibration import judge_human_agreement, sample_for_calibration
+    from generators.run import judge_pairs
+
+    sample = sample_for_calibration(human_records, config.human.calibration_sample, config.seed)
+    verdicts = judge_pairs(config, sample, teachers=endpoints)
+    return judge_human_agreement(sample, verdicts)
+
+
+@task(name="write-human-records")
+def write_human_records(store: Store, run_id: str, records: pl.DataFrame) -> str:
+    """Normalized human records, content-addressed so reruns and reproduce find the same file."""
+    path = write_parquet(to_arrow(records), store.run_dir(run_id) / "human" / "records.parquet")
+    final = path.with_name(f"records-{sha256_file(path)[:16]}.parquet")
+    path.rename(final)
+    return str(final)
+
+
+@task(name="blend")
+def blend_batch(config: Config, store: Store, batch_id: str, human: list[str],
+                synthetic: list[str]) -> tuple[Path, Any]:
+    from blending.blend import blend
+    from lineage.publish import stage_dir
+
+    staged = stage_dir(store, batch_id)
+    result = blend(config, human, synthetic, staged, batch_id)
+    return staged, result
+
+
+@task(name="gate")
+def gate_batch(config: Config, staged: Path, annotation_stats: dict[str, Any],
+               judge_human: dict[str, Any] | None) -> Any:
+    from validators.gate import GateFacts, gate_artifacts, run_gate
+
+    overall = annotation_stats.get("overall", annotation_stats)
+    facts = GateFacts(
+        human_agreement=overall.get("alpha") if isinstance(overall, dict) else None,
+        judge_human=(judge_human or {}).get("agreement"),
+    )
+    result = run_gate(config, staged, facts)
+    gate_artifacts(result, staged.name)
+    return result
+
+
+@task(name="publish")
+def publish_or_quarantine(*, config: Config, store: Store, batch_id: str, staged: Path, inputs: list[dict[str, Any]],
+                          synthetic_runs: list[dict[str, Any]], blend_summary: dict[str, Any],
+                          annotation_stats: dict[str, Any] | None, judge_human: dict[str, Any] | None, gate: Any,
+                          flow_run_id: str | None) -> tuple[Path, dict[str, Any]]:
+    from lineage.manifest import build_manifest
+    from lineage.publish import publish, quarantine
+
+    manifest = build_manifest(
+        batch_id=batch_id, config=config, batch_dir=staged, inputs=inputs, synthetic_runs=synthetic_runs,
+        blend_summary=blend_summary, annotation_stats=annotation_stats, judge_human=judge_human,
+        gate=gate.model_dump(mode="json"), flow_run_id=flow_run_id,
+    )
+    if gate.verdict == "fail":
+        return quarantine(store, batch_id, manifest), manifest
+    final = publish(store, batch_id, manifest)
+    return final, manifest

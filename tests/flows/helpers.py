@@ -1,0 +1,51 @@
+"""Build a small nightly setup (sample prompts, vendor shards, config) in a temp folder."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+PREFMIX = [sys.executable, "-m", "prefmix.cli"]
+
+
+def make_inputs(root: Path, *, prompts: int = 60, items: int = 60, seed: int = 7) -> dict[str, Any]:
+    from annotations.samples import write_sample_shards
+    from prefmix.samples import write_prompts
+
+    inputs = root / "inputs"
+    write_prompts(inputs / "prompts.parquet", prompts, seed=seed)
+    shards = write_sample_shards(inputs / "human", seed=seed, n_items=items)
+    return {
+        "prompts": [{"path": str(inputs / "prompts.parquet")}],
+        "shards": [shard.model_dump(mode="json") for shard in shards],
+    }
+
+
+def write_config(root: Path, teacher_url: str, model: str, inputs: dict[str, Any], **extra: Any) -> Path:
+    data: dict[str, Any] = yaml.safe_load((REPO / "configs" / "demo.yaml").read_text())
+    data["store"] = str(root / "store")
+    data["prompts"] = inputs["prompts"]
+    data["human"]["shards"] = inputs["shards"]
+    data["human"]["calibration_sample"] = 40
+    data["teachers"] = [{"name": "tiny", "model": model, "endpoints": [teacher_url]}]
+    data["generation"]["sampling"]["max_tokens"] = 24
+    for dotted, value in extra.items():
+        node = data
+        *parents, leaf = dotted.split("__")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    path = root / "config.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def prefmix(*args: str, env: dict[str, str] | None = None, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([*PREFMIX, *args], capture_output=True, text=True, cwd=REPO, env=full_env, timeout=timeout)
