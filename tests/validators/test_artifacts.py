@@ -1,0 +1,74 @@
+"""Gate artifacts in a real Prefect flow run, read back through the Prefect client."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Iterator
+
+import polars as pl
+import pytest
+
+from prefmix.config import Config
+from tests.validators.batches import clean_frame, write_batch
+from validators.artifacts import artifact_key
+from validators.gate import gate_artifacts, run_gate
+
+
+@pytest.fixture(scope="module")
+def prefect_api() -> Iterator[None]:
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+def _artifacts(key: str) -> list:
+    from prefect import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    with get_client(sync_client=True) as client:
+        return client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))
+
+
+def test_artifact_keys_are_lowercase_digits_and_dashes() -> None:
+    assert artifact_key("gate", "B2026_11_26.run#3") == "gate-b2026-11-26-run-3"
+    assert artifact_key("gate-failed", "--x--") == "gate-failed-x"
+
+
+def test_gate_artifacts_inside_a_flow_run(prefect_api: None, tmp_path: Path) -> None:
+    from prefect import flow
+
+    frame = clean_frame()
+    values = frame["rejected"].to_list()
+    values[3] = frame["chosen"][3]
+    batch_dir = write_batch(tmp_path, frame.with_columns(pl.Series("rejected", values)), batch_id="B_Night.01")
+    config = Config()
+    config.gate.data_docs = False
+
+    @flow(name="gate-artifacts-test")
+    def gate_flow() -> str:
+        result = run_gate(config, batch_dir)
+        gate_artifacts(result, batch_dir.name)
+        from prefect.context import get_run_context
+
+        return str(get_run_context().flow_run.id)
+
+    flow_run_id = gate_flow()
+    summary = _artifacts("gate-b-night-01")
+    assert len(summary) == 1 and summary[0].type == "markdown"
+    assert str(summary[0].flow_run_id) == flow_run_id
+    assert "Gate FAIL" in summary[0].data and "chosen_differs" in summary[0].data
+    table = _artifacts("gate-failed-b-night-01")
+    assert len(table) == 1 and table[0].type == "table"
+    rows = json.loads(table[0].data) if isinstance(table[0].data, str) else table[0].data
+    assert [row["check"] for row in rows] == ["chosen_differs"]
+    assert rows[0]["severity"] == "critical"
+
+
+def test_gate_artifacts_is_a_noop_outside_a_run(prefect_api: None, tmp_path: Path) -> None:
+    config = Config()
+    config.gate.data_docs = False
+    result = run_gate(config, write_batch(tmp_path, batch_id="outside"))
+    gate_artifacts(result, "outside")
+    assert _artifacts("gate-outside") == [] and _artifacts("gate-failed-outside") == []

@@ -1,0 +1,36 @@
+"""The severity policy: which failed checks block publication and which only warn."""
+
+from __future__ import annotations
+
+from prefmix.config import Gate
+from prefmix.errors import ConfigError
+
+# Blocking by default: anything that makes rows wrong or untrainable, breaks a
+# promise the config makes (ratios, domains) or leaks eval/PII. Warning by
+# default: quality signals a person should look at but that do not corrupt data.
+DEFAULT_SEVERITY: dict[str, str] = {
+    "row_count": "critical",
+    "schema": "critical",
+    "non_empty_text": "critical",
+    "chosen_differs": "critical",
+    "unique_record_id": "critical",
+    "text_length": "warning",
+    "score_range": "critical",
+    "synthetic_margin": "warning",
+    "source_share": "critical",
+    "domain_source_share": "warning",
+    "domains_present": "critical",
+    "split_disjoint": "critical",
+    "human_agreement": "warning",
+    "judge_human": "warning",
+    "pii_share": "critical",
+}
+CHECKS = tuple(DEFAULT_SEVERITY)
+
+
+def severities(gate: Gate) -> dict[str, str]:
+    """The default policy with config.gate.severity applied; unknown check names are a config error."""
+    unknown = sorted(set(gate.severity) - set(CHECKS))
+    if unknown:
+        raise ConfigError(f"gate.severity.{unknown[0]}: unknown check, expected one of {', '.join(CHECKS)}")
+    return DEFAULT_SEVERITY | dict(gate.severity)
