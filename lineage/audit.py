@@ -1,0 +1,281 @@
+"""Audit queries over a store: list, show, trace, impact, diff, verify, reproduce.
+
+Each takes data (store, ids) and returns plain data; commands.py prints it.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+import polars as pl
+
+from lineage.ledger import Ledger
+from lineage.manifest import content_hash, current_status, data_files, data_paths, read_manifest, seal
+from prefmix.errors import InputError, UserError
+from prefmix.store import Store, sha256_file
+
+BlendFn = Callable[..., Any]
+
+
+def locate(store: Store, batch_id: str) -> Path:
+    found = store.find_batch(batch_id)
+    if found is None:
+        raise UserError(f"batch {batch_id}: not found in {store.root} (batches/, quarantine/ or staging/)")
+    return found
+
+
+def failed_checks(manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    checks = (manifest.get("gate") or {}).get("checks") or []
+    return [{"name": c.get("name"), "severity": c.get("severity")} for c in checks if not c.get("success", True) and c.get("severity") != "off"]
+
+
+def list_batches(store: Store) -> list[dict[str, Any]]:
+    latest = store.latest()
+    rows = []
+    for d in store.batch_dirs():
+        m = read_manifest(d)
+        rows.append(
+            {
+                "batch_id": m["batch_id"],
+                "status": current_status(m),
+                "latest": m["batch_id"] == latest,
+                "rows": m.get("rows"),
+                "created_at": m.get("created_at"),
+                "content_hash": m["content_hash"],
+                "failed_checks": failed_checks(m),
+                "path": str(d),
+            }
+        )
+    return sorted(rows, key=lambda r: (r["created_at"] or "", r["batch_id"]))
+
+
+def show(store: Store, batch_id: str) -> dict[str, Any]:
+    path = locate(store, batch_id)
+    return {"path": str(path), "latest": store.latest() == batch_id, "manifest": read_manifest(path)}
+
+
+def _record_row(batch_dir: Path, manifest: dict[str, Any], file_no: int, file_row: int, record_id: str) -> dict[str, Any] | None:
+    """The record's details, reading only the row group that holds it (a batch file may have 1M rows)."""
+    import pyarrow.parquet as pq
+
+    if not 0 <= file_no < len(manifest["files"]):
+        return None
+    path = batch_dir / manifest["files"][file_no]["path"]
+    if not path.exists():
+        return None
+    parquet = pq.ParquetFile(path)
+    start = 0
+    for group in range(parquet.metadata.num_row_groups):
+        size = parquet.metadata.row_group(group).num_rows
+        if file_row < start + size:
+            columns = ["record_id", "domain", "split", "prompt", "generation", "annotation"]
+            row = parquet.read_row_group(group, columns=columns).slice(file_row - start, 1).to_pylist()[0]
+            return row if row.pop("record_id") == record_id else None  # a changed file is verify's business
+        start += size
+    return None
+
+
+def trace(store: Store, record_id: str, ledger_url: str | None = None) -> dict[str, Any]:
+    """Every batch containing the record, its origin file/row/sha256, and its generation run or annotators."""
+    ledger = Ledger.for_store(store, ledger_url)
+    ledger.create()
+    hits = ledger.trace(record_id)
+    manifests: dict[str, dict[str, Any]] = {}
+    for hit in hits:
+        batch_dir = Path(hit["location"])
+        if hit["batch_id"] not in manifests and (batch_dir / "manifest.json").exists():
+            manifests[hit["batch_id"]] = read_manifest(batch_dir)
+        manifest = manifests.get(hit["batch_id"])
+        if manifest is None:
+            continue
+        row = _record_row(batch_dir, manifest, hit.pop("file_no"), hit.pop("file_row"), record_id)
+        if row is not None:
+            prompt = row.pop("prompt")
+            hit["prompt_preview"] = prompt[:120]
+            hit.update({k: v for k, v in row.items() if v is not None})
+        run = next((r for r in manifest.get("synthetic_runs") or [] if hit["run_id"] and r.get("run_id") == hit["run_id"]), None)
+        if run is not None:
+            hit["run"] = run
+    return {"record_id": record_id, "batches": hits}
+
+
+def impact(store: Store, ref: str, ledger_url: str | None = None) -> dict[str, Any]:
+    ledger = Ledger.for_store(store, ledger_url)
+    ledger.create()
+    latest = store.latest()
+    hits = ledger.impact(ref.removeprefix("sha256:"))
+    for hit in hits:
+        hit["latest"] = hit["batch_id"] == latest
+    return {"ref": ref, "batches": hits}
+
+
+def verify(store: Store, batch_id: str) -> dict[str, Any]:
+    """Re-hash every file against the manifest; also catches missing, extra and edited-manifest cases."""
+    path = locate(store, batch_id)
+    manifest = read_manifest(path)
+    problems: list[dict[str, str]] = []
+    listed = set()
+    for f in manifest["files"]:
+        listed.add(f["path"])
+        target = path / f["path"]
+        if not target.exists():
+            problems.append({"path": f["path"], "problem": "missing"})
+        elif (actual := sha256_file(target)) != f["sha256"]:
+            problems.append({"path": f["path"], "problem": f"sha256 {actual} != manifest {f['sha256']}"})
+    for extra in data_files_listing(path):
+        if extra not in listed:
+            problems.append({"path": extra, "problem": "not in the manifest"})
+    if content_hash(manifest["files"]) != manifest["content_hash"]:
+        problems.append({"path": "manifest.json", "problem": "content_hash does not match its file list"})
+    if manifest.get("seal") and seal(manifest) != manifest["seal"]:
+        problems.append({"path": "manifest.json", "problem": "manifest edited after it was built (seal mismatch)"})
+    return {"batch_id": batch_id, "path": str(path), "ok": not problems, "files": len(manifest["files"]), "problems": problems}
+
+
+def data_files_listing(batch_dir: Path) -> list[str]:
+    return [p.relative_to(batch_dir).as_posix() for p in data_paths(batch_dir)]
+
+
+# reproduce -------------------------------------------------------------------
+def _default_blend() -> BlendFn:
+    try:
+        from blending.blend import blend
+    except ImportError as exc:
+        raise UserError(f"reproduce needs blending.blend.blend, which is not importable ({exc})") from None
+    return blend
+
+
+def reproduce_inputs(manifest: dict[str, Any]) -> tuple[list[Path], list[Path]]:
+    """The record files the blend read, each checked against its recorded sha256."""
+    human: list[Path] = []
+    synthetic: list[Path] = []
+    for entry in manifest.get("inputs") or []:
+        if entry.get("role") not in ("human_records", "synthetic_records"):
+            continue
+        path = Path(entry["path"])
+        if not path.is_file():
+            raise InputError(f"{path}: input of batch {manifest['batch_id']} ({entry['role']}) no longer exists")
+        if not entry.get("sha256"):
+            raise InputError(f"{path}: manifest of batch {manifest['batch_id']} has no sha256 for this input")
+        if sha256_file(path) != entry["sha256"]:
+            raise InputError(f"{path}: changed since batch {manifest['batch_id']} was built (sha256 differs from the manifest)")
+        (human if entry["role"] == "human_records" else synthetic).append(path)
+    if not human and not synthetic:
+        raise InputError(f"batch {manifest['batch_id']}: manifest lists no human_records or synthetic_records inputs to rebuild from")
+    return human, synthetic
+
+
+def first_difference(expected_dir: Path, expected: list[dict[str, Any]], actual_dir: Path, actual: list[dict[str, Any]]) -> dict[str, Any]:
+    """The first file (by path) that differs and, when both sides have it, the first differing row and column."""
+    mine = {f["path"]: f for f in expected}
+    theirs = {f["path"]: f for f in actual}
+    for path in sorted(set(mine) | set(theirs)):
+        if path not in theirs:
+            return {"file": path, "problem": "missing from the rebuild"}
+        if path not in mine:
+            return {"file": path, "problem": "extra in the rebuild"}
+        if mine[path]["sha256"] == theirs[path]["sha256"]:
+            continue
+        a = pl.read_parquet(expected_dir / path)
+        b = pl.read_parquet(actual_dir / path)
+        if a.schema != b.schema:
+            return {"file": path, "problem": "schema differs"}
+        n = min(a.height, b.height)
+        for column in a.columns:
+            same = a[column].head(n).eq_missing(b[column].head(n)) if a[column].dtype.is_nested() is False else None
+            if same is None:
+                left = a[column].head(n).to_list()
+                right = b[column].head(n).to_list()
+                rows = [i for i in range(n) if left[i] != right[i]]
+            else:
+                rows = (~same).arg_true().to_list()
+            if rows:
+                return {"file": path, "row": rows[0], "column": column, "expected": str(a[column][rows[0]])[:200], "got": str(b[column][rows[0]])[:200]}
+        if a.height != b.height:
+            return {"file": path, "row": n, "problem": f"rows {a.height} expected, {b.height} rebuilt"}
+        return {"file": path, "problem": "same rows, different bytes (Parquet encoding)"}
+    return {}
+
+
+def reproduce(store: Store, batch_id: str, *, scratch: Path | None = None, keep: bool = False, blend: BlendFn | None = None) -> dict[str, Any]:
+    """Rebuild the blend from the manifest's inputs and config into a scratch dir and compare content hashes."""
+    from prefmix.config import parse
+
+    path = locate(store, batch_id)
+    manifest = read_manifest(path)
+    human, synthetic = reproduce_inputs(manifest)
+    config = parse(manifest["config"], f"{path / 'manifest.json'}: config")
+    blend_fn = blend or _default_blend()
+    owned = scratch is None
+    out = Path(tempfile.mkdtemp(prefix=f"prefmix-reproduce-{batch_id}-")) if owned else Path(scratch)
+    try:
+        blend_fn(config, human, synthetic, out, batch_id)
+        rebuilt = data_files(out)
+        result: dict[str, Any] = {
+            "batch_id": batch_id,
+            "expected": manifest["content_hash"],
+            "content_hash": content_hash(rebuilt),
+            "scratch": str(out) if keep or not owned else None,
+        }
+        result["same"] = result["content_hash"] == result["expected"]
+        if not result["same"]:
+            result["first_difference"] = first_difference(path, manifest["files"], out, rebuilt)
+        return result
+    finally:
+        if owned and not keep:
+            shutil.rmtree(out, ignore_errors=True)
+
+
+# diff ------------------------------------------------------------------------
+def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(data, dict):
+        out: dict[str, Any] = {}
+        for k, v in data.items():
+            out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+        return out
+    return {prefix: json.dumps(data, sort_keys=True, default=str)}
+
+
+def _keys(batch_dir: Path, manifest: dict[str, Any]) -> pl.DataFrame:
+    return pl.scan_parquet([batch_dir / f["path"] for f in manifest["files"]]).select("record_id", "source", "domain").unique().collect()
+
+
+def diff(store: Store, a: str, b: str) -> dict[str, Any]:
+    """Rows added and removed per source and domain from A to B, and what changed in config and inputs."""
+    dir_a, dir_b = locate(store, a), locate(store, b)
+    man_a, man_b = read_manifest(dir_a), read_manifest(dir_b)
+    keys_a, keys_b = _keys(dir_a, man_a), _keys(dir_b, man_b)
+
+    def counts(frame: pl.DataFrame) -> list[dict[str, Any]]:
+        return frame.group_by("source", "domain").agg(pl.len().alias("rows")).sort("source", "domain").to_dicts()
+
+    added = keys_b.join(keys_a, on="record_id", how="anti")
+    removed = keys_a.join(keys_b, on="record_id", how="anti")
+    conf_a, conf_b = _flatten(man_a.get("config")), _flatten(man_b.get("config"))
+    config_changes = [
+        {"key": k, "a": json.loads(conf_a[k]) if k in conf_a else None, "b": json.loads(conf_b[k]) if k in conf_b else None}
+        for k in sorted(set(conf_a) | set(conf_b))
+        if conf_a.get(k) != conf_b.get(k)
+    ]
+
+    def input_keys(m: dict[str, Any]) -> set[tuple[Any, ...]]:
+        return {(i.get("role"), i.get("path"), i.get("sha256"), i.get("run_id")) for i in m.get("inputs") or []}
+
+    def as_dicts(items: set[tuple[Any, ...]]) -> list[dict[str, Any]]:
+        return [dict(zip(("role", "path", "sha256", "run_id"), t)) for t in sorted(items, key=lambda t: tuple(str(x) for x in t))]
+
+    ins_a, ins_b = input_keys(man_a), input_keys(man_b)
+    return {
+        "a": a,
+        "b": b,
+        "rows": {"a": keys_a.height, "b": keys_b.height, "kept": keys_b.height - added.height},
+        "added": counts(added),
+        "removed": counts(removed),
+        "config_changes": config_changes,
+        "inputs_added": as_dicts(ins_b - ins_a),
+        "inputs_removed": as_dicts(ins_a - ins_b),
+    }

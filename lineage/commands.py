@@ -1,0 +1,255 @@
+"""CLI: `prefmix batches`, `prefmix publish BATCH --override`, `prefmix lineage ...`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--store", help="store root (PREFMIX_STORE wins; default: the config's store)")
+    common.add_argument("--config", help="config file (for the store and the ledger URL)")
+    common.add_argument("--json", action="store_true", help="print JSON")
+
+    p = sub.add_parser("batches", parents=[common], help="list batches with status, latest marker and failed checks")
+    p.set_defaults(handler=cmd_batches)
+
+    p = sub.add_parser("publish", parents=[common], help="publish a quarantined batch by a person's decision")
+    p.add_argument("batch")
+    p.add_argument("--override", action="store_true", required=True, help="required: publish despite the failed gate")
+    p.add_argument("--reason", required=True, help="why; recorded in the manifest")
+    p.add_argument("--by", help="who decided (default: the current user)")
+    p.set_defaults(handler=cmd_publish)
+
+    lineage = sub.add_parser("lineage", help="audit: show, trace, impact, diff, verify, reproduce, reindex")
+    lsub = lineage.add_subparsers(dest="lineage_command", required=True, metavar="COMMAND", parser_class=type(lineage))
+    p = lsub.add_parser("show", parents=[common], help="the manifest of a batch, readable")
+    p.add_argument("batch")
+    p.set_defaults(handler=cmd_show)
+    p = lsub.add_parser("trace", parents=[common], help="every batch containing a record, with its origin")
+    p.add_argument("record_id")
+    p.set_defaults(handler=cmd_trace)
+    p = lsub.add_parser("impact", parents=[common], help="every batch that used an input (path, sha256 or run id)")
+    p.add_argument("ref")
+    p.set_defaults(handler=cmd_impact)
+    p = lsub.add_parser("diff", parents=[common], help="rows, config and inputs that changed from batch A to B")
+    p.add_argument("a")
+    p.add_argument("b")
+    p.set_defaults(handler=cmd_diff)
+    p = lsub.add_parser("verify", parents=[common], help="re-hash a batch's files against its manifest (exit 1 on change)")
+    p.add_argument("batch")
+    p.set_defaults(handler=cmd_verify)
+    p = lsub.add_parser("reproduce", parents=[common], help="rebuild a batch from its inputs and compare (exit 1 if different)")
+    p.add_argument("batch")
+    p.add_argument("--scratch", help="rebuild here instead of a temporary folder (kept)")
+    p.set_defaults(handler=cmd_reproduce)
+    p = lsub.add_parser("reindex", parents=[common], help="rebuild the ledger from the manifests")
+    p.set_defaults(handler=cmd_reindex)
+
+
+def _context(args: argparse.Namespace) -> tuple[Any, str | None]:
+    """(store, ledger_url): PREFMIX_STORE, else --store, else the config's store, else ./store."""
+    from prefmix.store import Store
+
+    ledger_url = None
+    root = args.store
+    if args.config:
+        from prefmix.config import load
+
+        config = load(args.config)
+        ledger_url = config.lineage.ledger_url
+        root = root or config.store
+    return Store.at(root or "./store"), ledger_url
+
+
+def _print_json(data: Any) -> None:
+    json.dump(data, sys.stdout, indent=2, sort_keys=True, default=str)
+    sys.stdout.write("\n")
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> None:
+    cells = [header] + [["" if c is None else str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    for r in cells:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+
+
+def cmd_batches(args: argparse.Namespace) -> int:
+    from lineage.audit import list_batches
+
+    store, _ = _context(args)
+    rows = list_batches(store)
+    if args.json:
+        _print_json(rows)
+        return 0
+    if not rows:
+        print(f"no batches in {store.root}")
+        return 0
+    _table(
+        ["batch", "status", "latest", "rows", "failed checks", "path"],
+        [
+            [r["batch_id"], r["status"], "*" if r["latest"] else "", r["rows"], ", ".join(f"{c['name']}({c['severity']})" for c in r["failed_checks"]), r["path"]]
+            for r in rows
+        ],
+    )
+    return 0
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    from lineage.publish import override
+
+    store, ledger_url = _context(args)
+    with store.lock("prefmix publish --override"):
+        path = override(store, args.batch, args.reason, args.by, ledger_url=ledger_url)
+    result = {"batch_id": args.batch, "status": "overridden", "path": str(path), "latest": store.latest()}
+    if args.json:
+        _print_json(result)
+    else:
+        print(f"published {args.batch} by override -> {path} (latest: {result['latest']})")
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from lineage.audit import show
+
+    store, _ = _context(args)
+    data = show(store, args.batch)
+    if args.json:
+        _print_json(data)
+        return 0
+    m = data["manifest"]
+    code = m.get("code_version") or {}
+    print(f"batch        {m['batch_id']}{'  (latest)' if data['latest'] else ''}")
+    print(f"path         {data['path']}")
+    print(f"content hash {m['content_hash']}")
+    print(f"rows         {m.get('rows')} in {len(m['files'])} files")
+    print(f"created      {m.get('created_at')}  flow run {m.get('flow_run_id')}")
+    print(f"code         {code.get('git_commit')}{' (dirty)' if code.get('git_dirty') else ''}  prefmix {code.get('package_version')}")
+    print("status")
+    for s in m.get("status_history") or []:
+        print(f"  {s['at']}  {s['status']:<12} by {s['by']}" + (f"  ({s['reason']})" if s.get("reason") else ""))
+    print("files")
+    for f in m["files"]:
+        print(f"  {f['path']}  {f['rows']} rows  {f['bytes']} bytes  {f['sha256'][:16]}")
+    print("inputs")
+    for i in m.get("inputs") or []:
+        print(f"  {i['role']:<18} {i.get('path') or ''} {(i.get('sha256') or '')[:16]} {i.get('run_id') or ''}".rstrip())
+    for r in m.get("synthetic_runs") or []:
+        print(f"synthetic run {json.dumps(r, sort_keys=True, default=str)}")
+    counts = m.get("counts") or {}
+    print(f"counts       requested {json.dumps(counts.get('requested'))}  achieved {json.dumps(counts.get('achieved'))}  dedup removed {json.dumps(counts.get('dedup_removed'))}")
+    gate = m.get("gate") or {}
+    print(f"gate         {gate.get('verdict', 'not gated' if not gate else 'unknown')}")
+    for c in gate.get("checks") or []:
+        print(f"  {'ok ' if c.get('success') else 'FAIL'} {c.get('name')} [{c.get('severity')}] observed {json.dumps(c.get('observed'), default=str)}")
+    return 0
+
+
+def cmd_trace(args: argparse.Namespace) -> int:
+    from lineage.audit import trace
+
+    store, ledger_url = _context(args)
+    data = trace(store, args.record_id, ledger_url)
+    if args.json:
+        _print_json(data)
+        return 0
+    if not data["batches"]:
+        print(f"record {args.record_id}: in no indexed batch")
+        return 1
+    for hit in data["batches"]:
+        print(f"batch {hit['batch_id']} ({hit['status']})  {hit.get('domain', '')} {hit.get('split', '')}".rstrip())
+        print(f"  origin  {hit['origin_uri']} row {hit['origin_row']} sha256 {hit['origin_sha256']}")
+        print(f"  source  {hit['source']}")
+        if hit.get("generation"):
+            print(f"  generation {json.dumps(hit['generation'], sort_keys=True, default=str)}")
+        if hit.get("annotation"):
+            print(f"  annotation {json.dumps(hit['annotation'], sort_keys=True, default=str)}")
+    return 0
+
+
+def cmd_impact(args: argparse.Namespace) -> int:
+    from lineage.audit import impact
+
+    store, ledger_url = _context(args)
+    data = impact(store, args.ref, ledger_url)
+    if args.json:
+        _print_json(data)
+        return 0
+    if not data["batches"]:
+        print(f"{args.ref}: used by no indexed batch")
+        return 0
+    _table(
+        ["batch", "status", "latest", "matched input", "path"],
+        [[b["batch_id"], b["status"], "*" if b["latest"] else "", ", ".join(m["role"] for m in b["matched"]), b["location"]] for b in data["batches"]],
+    )
+    return 0
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    from lineage.audit import diff
+
+    store, _ = _context(args)
+    data = diff(store, args.a, args.b)
+    if args.json:
+        _print_json(data)
+        return 0
+    print(f"{args.a} -> {args.b}: {data['rows']['a']} -> {data['rows']['b']} rows ({data['rows']['kept']} kept)")
+    for label in ("added", "removed"):
+        print(f"rows {label}")
+        for r in data[label] or [{"source": "-", "domain": "-", "rows": 0}]:
+            print(f"  {r['source']:<10} {r['domain']:<12} {r['rows']}")
+    print("config changes")
+    for c in data["config_changes"]:
+        print(f"  {c['key']}: {json.dumps(c['a'])} -> {json.dumps(c['b'])}")
+    for label in ("inputs_added", "inputs_removed"):
+        print(label.replace("_", " "))
+        for i in data[label]:
+            print(f"  {i['role']:<18} {i['path'] or i['run_id']} {(i['sha256'] or '')[:16]}")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from lineage.audit import verify
+
+    store, _ = _context(args)
+    data = verify(store, args.batch)
+    if args.json:
+        _print_json(data)
+    elif data["ok"]:
+        print(f"{args.batch}: ok, {data['files']} files match the manifest")
+    else:
+        for p in data["problems"]:
+            print(f"{args.batch}: {p['path']}: {p['problem']}")
+    return 0 if data["ok"] else 1
+
+
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    from lineage.audit import reproduce
+
+    store, _ = _context(args)
+    data = reproduce(store, args.batch, scratch=Path(args.scratch) if args.scratch else None)
+    if args.json:
+        _print_json(data)
+    elif data["same"]:
+        print(f"{args.batch}: reproduced, content hash {data['content_hash']}")
+    else:
+        print(f"{args.batch}: DIFFERENT, content hash {data['content_hash']} != manifest {data['expected']}")
+        print(f"  first difference: {json.dumps(data.get('first_difference'), default=str)}")
+    return 0 if data["same"] else 1
+
+
+def cmd_reindex(args: argparse.Namespace) -> int:
+    from lineage.ledger import reindex
+
+    store, ledger_url = _context(args)
+    with store.lock("prefmix lineage reindex"):
+        data = reindex(store, ledger_url)
+    if args.json:
+        _print_json(data)
+    else:
+        print(f"ledger {data['ledger']}: {data['batches']} batches, {data['records']} records indexed in {data['seconds']} s")
+    return 0
