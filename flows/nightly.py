@@ -57,6 +57,7 @@ def nightly(config_path: str, overrides: list[str] | None = None, run_date: str 
 
 def run_nightly(config: Config, day: str, report: progress.Reporter, flow_run_id: str | None) -> dict[str, Any]:
     store = Store.at(config.store)
+    ledger_url = config.lineage.ledger_url
 
     # Everything that can be wrong with the inputs is found before the store is touched.
     report.stage("ingest human shards")
@@ -66,43 +67,60 @@ def run_nightly(config: Config, day: str, report: progress.Reporter, flow_run_id
 
     prompts = load_prompts(config) if config.generation.enabled and config.prompts else None
 
+    from generators.launch import launched_teachers
+    from lineage.events import LineageEmitter, file_dataset
+    from lineage.manifest import read_manifest
     from lineage.publish import recover
 
     with store.lock(f"nightly {day}"):
-        recovered = recover(store)
+        recovered = recover(store, ledger_url=ledger_url)
         run_id = f"nightly-{day}"
+        emitter = LineageEmitter(config, store)
+        with emitter.run("prefmix.nightly", run_id=flow_run_id) as flow_run:
+            parent = flow_run.ref
+            with emitter.run("prefmix.ingest_human", parent,
+                             inputs=[file_dataset(i["path"], i["sha256"]) for i in human.inputs]):
+                pass
 
-        from generators.launch import launched_teachers
+            synthetic_runs: list[dict[str, Any]] = []
+            synthetic_files: list[str] = []
+            judge_human: dict[str, Any] | None = None
+            with launched_teachers(config, store.run_dir(run_id) / "logs") as endpoints:
+                if prompts is not None and len(prompts):
+                    report.stage(f"generate synthetic pairs ({len(prompts)} prompts)")
+                    with emitter.run("prefmix.generate", parent,
+                                     inputs=[file_dataset(p.path) for p in config.prompts]) as gen_run:
+                        gen = generate_synthetic(config, store, run_id, endpoints, report)
+                        gen_run.outputs.extend(file_dataset(f) for f in gen.record_files)
+                    synthetic_runs.append({"run_id": gen.run_id, **gen.lineage, "summary": gen.summary})
+                    synthetic_files = list(gen.record_files)
+                if config.human.calibration_sample and len(human.records):
+                    report.stage("judge-versus-human calibration")
+                    with emitter.run("prefmix.calibrate_judge", parent):
+                        judge_human = calibrate_judge(config, human.records, endpoints)
 
-        synthetic_runs: list[dict[str, Any]] = []
-        synthetic_files: list[str] = []
-        judge_human: dict[str, Any] | None = None
-        with launched_teachers(config, store.run_dir(run_id) / "logs") as endpoints:
-            if prompts is not None and len(prompts):
-                report.stage(f"generate synthetic pairs ({len(prompts)} prompts)")
-                gen = generate_synthetic(config, store, run_id, endpoints, report)
-                synthetic_runs.append({"run_id": gen.run_id, **gen.lineage, "summary": gen.summary})
-                synthetic_files = list(gen.record_files)
-            if config.human.calibration_sample and len(human.records):
-                report.stage("judge-versus-human calibration")
-                judge_human = calibrate_judge(config, human.records, endpoints)
+            human_file = write_human_records(store, run_id, human.records)
+            inputs = _inputs(config, human, human_file, synthetic_files)
+            batch_id = batch_id_for(config, [i["sha256"] for i in inputs], day)
 
-        human_file = write_human_records(store, run_id, human.records)
-        inputs = _inputs(config, human, human_file, synthetic_files, prompts)
-        batch_id = batch_id_for(config, [i["sha256"] for i in inputs], day)
+            report.stage(f"blend batch {batch_id}")
+            with emitter.run("prefmix.blend", parent,
+                             inputs=[file_dataset(i["path"], i["sha256"]) for i in inputs
+                                     if i["role"] in ("human_records", "synthetic_records")]):
+                staged, blend_result = blend_batch(config, store, batch_id, [human_file], synthetic_files)
 
-        report.stage(f"blend batch {batch_id}")
-        staged, blend_result = blend_batch(config, store, batch_id, [human_file], synthetic_files)
+            report.stage("gate")
+            with emitter.run("prefmix.gate", parent) as gate_run:
+                gate = gate_batch(config, staged, human.stats, judge_human)
+                gate_run.run_facets.update(_test_facet(gate))
 
-        report.stage("gate")
-        gate = gate_batch(config, staged, human.stats, judge_human)
-
-        report.stage("publish" if gate.verdict != "fail" else "quarantine")
-        final_dir, manifest = publish_or_quarantine(
-            config=config, store=store, batch_id=batch_id, staged=staged, inputs=inputs,
-            synthetic_runs=synthetic_runs, blend_summary=blend_result.summary, annotation_stats=human.stats,
-            judge_human=judge_human, gate=gate, flow_run_id=flow_run_id,
-        )
+            report.stage("publish" if gate.verdict != "fail" else "quarantine")
+            final_dir = publish_or_quarantine(
+                config=config, store=store, batch_id=batch_id, staged=staged, inputs=inputs,
+                synthetic_runs=synthetic_runs, blend_summary=blend_result.summary, annotation_stats=human.stats,
+                judge_human=judge_human, gate=gate, flow_run_id=flow_run_id, emitter=emitter, parent=parent,
+            )
+        manifest = read_manifest(final_dir)
         report.done()
         return {
             "batch_id": batch_id,
@@ -113,7 +131,8 @@ def run_nightly(config: Config, day: str, report: progress.Reporter, flow_run_id
             "achieved": blend_result.summary.get("achieved"),
             "batch_dir": str(final_dir),
             "manifest": str(Path(final_dir) / "manifest.json"),
-            "report": gate.report,
+            "report": _moved(gate.report.model_dump(), staged, Path(final_dir)),
+            "composition": str(Path(final_dir) / "report" / "composition.png"),
             "annotation": _annotation_headline(human.stats),
             "judge_human": judge_human,
             "synthetic": [run["summary"] for run in synthetic_runs],
@@ -122,7 +141,19 @@ def run_nightly(config: Config, day: str, report: progress.Reporter, flow_run_id
         }
 
 
-def _inputs(config: Config, human: Any, human_file: str, synthetic_files: list[str], prompts: Any) -> list[dict[str, Any]]:
+def _test_facet(gate: Any) -> dict[str, Any]:
+    from lineage.events import test_facet
+
+    return {"test": test_facet(gate.model_dump(mode="json"))}
+
+
+def _moved(report: dict[str, Any], old: Path, new: Path) -> dict[str, Any]:
+    """Report paths written while staged, as they are after the batch moved."""
+    return {k: (str(new / Path(v).relative_to(old)) if v and Path(v).is_relative_to(old) else v)
+            for k, v in report.items()}
+
+
+def _inputs(config: Config, human: Any, human_file: str, synthetic_files: list[str]) -> list[dict[str, Any]]:
     from prefmix.store import sha256_file
 
     inputs: list[dict[str, Any]] = [{"role": "human_shard", **item} for item in human.inputs]

@@ -11,6 +11,7 @@ from typing import Any
 
 import polars as pl
 from prefect import task
+from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 
 from flows import progress
@@ -35,14 +36,14 @@ RETRYABLE: dict[str, Any] = dict(retries=2, retry_delay_seconds=exponential_back
                                  retry_jitter_factor=0.5, retry_condition_fn=transient)
 
 
-@task(name="ingest-human")
+@task(name="ingest-human", cache_policy=NO_CACHE)
 def ingest_human(config: Config) -> Any:
     from annotations.ingest import ingest
 
     return ingest(config)
 
 
-@task(name="generate-synthetic", **RETRYABLE)
+@task(name="generate-synthetic", cache_policy=NO_CACHE, **RETRYABLE)
 def generate_synthetic(config: Config, store: Store, run_id: str, endpoints: dict[str, list[str]],
                        report: progress.Reporter | None = None) -> Any:
     from generators.run import generate
@@ -54,7 +55,7 @@ def generate_synthetic(config: Config, store: Store, run_id: str, endpoints: dic
     return generate(config, store, run_id, limit=config.generation.limit, teachers=endpoints, on_progress=on_progress)
 
 
-@task(name="calibrate-judge", **RETRYABLE)
+@task(name="calibrate-judge", cache_policy=NO_CACHE, **RETRYABLE)
 def calibrate_judge(config: Config, human_records: pl.DataFrame, endpoints: dict[str, list[str]]) -> dict[str, Any]:
     from annotations.calibration import judge_human_agreement, sample_for_calibration
     from generators.run import judge_pairs
@@ -64,7 +65,7 @@ def calibrate_judge(config: Config, human_records: pl.DataFrame, endpoints: dict
     return judge_human_agreement(sample, verdicts)
 
 
-@task(name="write-human-records")
+@task(name="write-human-records", cache_policy=NO_CACHE)
 def write_human_records(store: Store, run_id: str, records: pl.DataFrame) -> str:
     """Normalized human records, content-addressed so reruns and reproduce find the same file."""
     path = write_parquet(to_arrow(records), store.run_dir(run_id) / "human" / "records.parquet")
@@ -73,7 +74,7 @@ def write_human_records(store: Store, run_id: str, records: pl.DataFrame) -> str
     return str(final)
 
 
-@task(name="blend")
+@task(name="blend", cache_policy=NO_CACHE)
 def blend_batch(config: Config, store: Store, batch_id: str, human: list[str],
                 synthetic: list[str]) -> tuple[Path, Any]:
     from blending.blend import blend
@@ -84,7 +85,7 @@ def blend_batch(config: Config, store: Store, batch_id: str, human: list[str],
     return staged, result
 
 
-@task(name="gate")
+@task(name="gate", cache_policy=NO_CACHE)
 def gate_batch(config: Config, staged: Path, annotation_stats: dict[str, Any],
                judge_human: dict[str, Any] | None) -> Any:
     from validators.gate import GateFacts, gate_artifacts, run_gate
@@ -99,11 +100,11 @@ def gate_batch(config: Config, staged: Path, annotation_stats: dict[str, Any],
     return result
 
 
-@task(name="publish")
+@task(name="publish", cache_policy=NO_CACHE)
 def publish_or_quarantine(*, config: Config, store: Store, batch_id: str, staged: Path, inputs: list[dict[str, Any]],
                           synthetic_runs: list[dict[str, Any]], blend_summary: dict[str, Any],
                           annotation_stats: dict[str, Any] | None, judge_human: dict[str, Any] | None, gate: Any,
-                          flow_run_id: str | None) -> tuple[Path, dict[str, Any]]:
+                          flow_run_id: str | None, emitter: Any = None, parent: Any = None) -> Path:
     from lineage.manifest import build_manifest
     from lineage.publish import publish, quarantine
 
@@ -112,7 +113,5 @@ def publish_or_quarantine(*, config: Config, store: Store, batch_id: str, staged
         blend_summary=blend_summary, annotation_stats=annotation_stats, judge_human=judge_human,
         gate=gate.model_dump(mode="json"), flow_run_id=flow_run_id,
     )
-    if gate.verdict == "fail":
-        return quarantine(store, batch_id, manifest), manifest
-    final = publish(store, batch_id, manifest)
-    return final, manifest
+    move = quarantine if gate.verdict == "fail" else publish
+    return move(store, batch_id, manifest, ledger_url=config.lineage.ledger_url, emitter=emitter, parent=parent)
