@@ -108,6 +108,9 @@ class Generation(Model):
     samples_per_prompt: int = Field(2, ge=1)
     sampling: Sampling = Field(default_factory=Sampling)
     judge_max_tokens: int = Field(48, ge=8)
+    judge_temperature: float | None = Field(
+        None, ge=0.0, description="judge sampling temperature (default: sampling.temperature); 0 = greedy judge"
+    )
     min_margin: float = Field(1.0, ge=0.0)
     template: str = "default"
     constitution: str | None = None

@@ -1,0 +1,200 @@
+"""Throughput of prefmix's generator against a plain asyncio load generator, same requests, same concurrency.
+
+Each round runs `prefmix.generators.run.generate` (pointwise strategy: answers, then
+JSON-schema judge calls) on a fresh run, records the exact request payloads it
+sent, and replays them with a bare aiohttp + semaphore client at the same
+concurrency. vLLM caches prompt prefixes, so a replay of the exact requests would
+find its prompts already cached: every run therefore starts its system prompts
+with its own nonce (prefmix through a bench template, the replay by swapping the
+nonce for a fresh one of the same length), and neither side reuses the other's
+cache. A warm-up pair of runs comes first.
+
+    python bench/generation.py [--prompts 1000] [--concurrency 128] [--rounds 3]
+
+Uses the server at $PREFMIX_TEST_VLLM_URL if set, else starts one with the tiny teacher.
+The last line printed is JSON with at least {"ratio": prefmix req/s / plain req/s}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import resource
+import secrets
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import aiohttp
+import polars as pl
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from generators.client import ChatClient  # noqa: E402
+from prefmix.config import load  # noqa: E402
+from prefmix.store import Store  # noqa: E402
+
+DOMAINS = ["general", "finance", "medicine", "law"]
+
+
+@contextlib.contextmanager
+def server() -> Iterator[tuple[str, str]]:
+    url = os.environ.get("PREFMIX_TEST_VLLM_URL")
+    if url:
+        yield url, "tiny-teacher"
+        return
+    from generators.vllm_server import VLLMServer, build_tiny_teacher
+
+    model = build_tiny_teacher(REPO / ".prefmix" / "tiny-teacher", seed=0)
+    with VLLMServer(model, name="tiny-teacher", port=0, log_path=Path(tempfile.gettempdir()) / "bench-vllm.log") as srv:
+        yield srv.base_url, srv.model_name
+
+
+def write_inputs(work: Path, url: str, model: str, prompts: int, concurrency: int, max_tokens: int) -> Path:
+    pl.DataFrame(
+        {"prompt": [f"Question {i}: explain how item {i * 37 % 1009} works, briefly." for i in range(prompts)],
+         "domain": [DOMAINS[i % 4] for i in range(prompts)]}
+    ).write_parquet(work / "prompts.parquet")
+    config = {
+        "store": "store",
+        "prompts": [{"path": "prompts.parquet"}],
+        "teachers": [{"name": "tiny", "model": model, "endpoints": [url], "max_in_flight": concurrency, "timeout_s": 300}],
+        "generation": {
+            "strategy": "pointwise", "samples_per_prompt": 2, "chunk_size": 256, "judge_max_tokens": 48,
+            "sampling": {"max_tokens": max_tokens, "temperature": 1.0, "seed": 1234},
+        },
+    }
+    path = work / "bench.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def nonce_template(work: Path, nonce: str) -> Path:
+    """The default templates with `nonce` at the start of every system prompt."""
+    data = yaml.safe_load((REPO / "generators" / "templates" / "default.yaml").read_text())
+    for spec in data["templates"].values():
+        spec["system"] = f"[{nonce}] {spec.get('system', '')}"
+    path = work / f"templates-{nonce}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def fresh_nonce() -> str:
+    return secrets.token_hex(6)
+
+
+def renonce(payloads: list[dict[str, Any]], old: str) -> list[dict[str, Any]]:
+    new = fresh_nonce()
+    return [json.loads(json.dumps(p).replace(old, new)) for p in payloads]
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_prefmix(config_path: Path, run_id: str, nonce: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """One fresh generate() run; returns its measures and the payloads it sent, in order."""
+    from generators.run import generate
+
+    sent: list[dict[str, Any]] = []
+    original = ChatClient.chat
+
+    async def recording(self: ChatClient, payload: dict[str, Any]):  # noqa: ANN202
+        sent.append({"model": self.teacher.model, **payload})
+        return await original(self, payload)
+
+    ChatClient.chat = recording  # type: ignore[method-assign]
+    try:
+        config = load(config_path, [f"generation.template={nonce_template(config_path.parent, nonce)}"])
+        c0, t0 = cpu_seconds(), time.perf_counter()
+        run = generate(config, Store.at(config.store), run_id)
+        elapsed, cpu = time.perf_counter() - t0, cpu_seconds() - c0
+    finally:
+        ChatClient.chat = original  # type: ignore[method-assign]
+    s = run.summary
+    assert s["requests_cached"] == 0 and s["requests_sent"] == len(sent), (s, len(sent))
+    return {"requests": s["requests_sent"], "completion_tokens": s["completion_tokens"], "elapsed_s": elapsed,
+            "client_cpu_s": cpu, "records": s["records"], "rejections": s["rejections"]}, sent
+
+
+async def _plain(url: str, payloads: list[dict[str, Any]], concurrency: int) -> dict[str, Any]:
+    slots = asyncio.Semaphore(concurrency)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0),
+                                     timeout=aiohttp.ClientTimeout(total=300)) as session:
+        errors: list[str] = []
+
+        async def one(payload: dict[str, Any]) -> int:
+            async with slots:
+                async with session.post(f"{url}/chat/completions", json=payload) as resp:
+                    data = await resp.json(content_type=None)
+            if "usage" not in data:  # an error body: counted, not retried (this is the bare baseline)
+                errors.append(str(data)[:200])
+                return 0
+            return int(data["usage"]["completion_tokens"])
+
+        c0, t0 = cpu_seconds(), time.perf_counter()
+        tokens = await asyncio.gather(*(one(p) for p in payloads))
+        elapsed, cpu = time.perf_counter() - t0, cpu_seconds() - c0
+    if errors:
+        print(f"plain: {len(errors)} error responses, first: {errors[0]}", flush=True)
+    return {"requests": len(payloads) - len(errors), "completion_tokens": sum(tokens), "elapsed_s": elapsed,
+            "client_cpu_s": cpu, "errors": len(errors)}
+
+
+def rates(m: dict[str, Any]) -> tuple[float, float]:
+    return m["requests"] / m["elapsed_s"], m["completion_tokens"] / m["elapsed_s"]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--prompts", type=int, default=1000)
+    parser.add_argument("--concurrency", type=int, default=128)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--max-tokens", type=int, default=64)
+    args = parser.parse_args()
+    with server() as (url, model), tempfile.TemporaryDirectory(prefix="prefmix-bench-") as tmp:
+        work = Path(tmp)
+        config_path = write_inputs(work, url, model, args.prompts, args.concurrency, args.max_tokens)
+        print(f"server {url}, {args.prompts} prompts, concurrency {args.concurrency}, {args.rounds} rounds", flush=True)
+        nonce = fresh_nonce()
+        warm, payloads = run_prefmix(config_path, "warmup", nonce)
+        asyncio.run(_plain(url, renonce(payloads, nonce), args.concurrency))
+        rounds = []
+        for r in range(args.rounds):
+            nonce = fresh_nonce()
+            ours, payloads = run_prefmix(config_path, f"round-{r}", nonce)
+            plain = asyncio.run(_plain(url, renonce(payloads, nonce), args.concurrency))
+            (oq, ot), (pq_, pt) = rates(ours), rates(plain)
+            rounds.append({"prefmix": ours, "plain": plain, "ratio": oq / pq_})
+            print(f"round {r}: {ours['requests']} requests  prefmix {oq:7.1f} req/s {ot:8.0f} tok/s   "
+                  f"plain {pq_:7.1f} req/s {pt:8.0f} tok/s   ratio {oq / pq_:.3f}", flush=True)
+    total = {side: {k: sum(r[side][k] for r in rounds) for k in ("requests", "completion_tokens", "elapsed_s", "client_cpu_s")}
+             for side in ("prefmix", "plain")}
+    (oq, ot), (pq_, pt) = rates(total["prefmix"]), rates(total["plain"])
+    print(f"prefmix: {oq:.1f} req/s, {ot:.0f} output tok/s")
+    print(f"plain  : {pq_:.1f} req/s, {pt:.0f} output tok/s")
+    print(f"ratio (prefmix / plain): {oq / pq_:.3f} req/s, {ot / pt:.3f} tok/s")
+    cpu_ms = {side: 1000 * total[side]["client_cpu_s"] / total[side]["requests"] for side in total}
+    print(f"client CPU per request: prefmix {cpu_ms['prefmix']:.2f} ms, plain {cpu_ms['plain']:.2f} ms")
+    print(json.dumps({
+        "ratio": round(oq / pq_, 4), "token_ratio": round(ot / pt, 4),
+        "prefmix_req_s": round(oq, 2), "plain_req_s": round(pq_, 2),
+        "prefmix_tok_s": round(ot, 1), "plain_tok_s": round(pt, 1),
+        "client_cpu_ms_per_request": {k: round(v, 3) for k, v in cpu_ms.items()},
+        "round_ratios": [round(r["ratio"], 4) for r in rounds], "median_round_ratio": round(statistics.median(r["ratio"] for r in rounds), 4),
+        "requests_per_round": rounds[0]["prefmix"]["requests"], "concurrency": args.concurrency, "prompts": args.prompts,
+    }))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

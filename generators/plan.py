@@ -1,0 +1,121 @@
+"""What a run will do, computed from config and prompts alone (no network): fingerprint, chunks, lineage."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+from pydantic import BaseModel
+
+from prefmix.config import Config, Teacher
+from prefmix.errors import ConfigError
+
+from generators.constitution import Constitution, load_constitution
+from generators.durable import canonical_hash
+from generators.prompts import load_prompts
+from generators.templates import TemplateSet, load_templates
+
+# Operational knobs that may change between a run and its resume without changing its output.
+OPERATIONAL = {"enabled", "limit", "retry", "error_budget"}
+
+
+class ChunkSpec(BaseModel):
+    """One chunk of a run's prompts; `key` hashes the chunk's prompts and the run's fingerprint."""
+
+    run_id: str
+    index: int
+    start: int
+    stop: int
+    key: str
+
+    @property
+    def size(self) -> int:
+        return self.stop - self.start
+
+
+@dataclass
+class Plan:
+    config: Config
+    run_id: str
+    prompts: pl.DataFrame
+    templates: TemplateSet
+    constitution: Constitution | None
+    teachers: list[Teacher]  # candidate writers
+    judge: Teacher
+    limit: int | None
+    fingerprint: str
+    fingerprint_inputs: dict[str, Any]
+    chunks: list[ChunkSpec]
+
+    def used_teachers(self) -> list[Teacher]:
+        seen = {t.name: t for t in [*self.teachers, self.judge]}
+        return list(seen.values())
+
+    def sampling(self) -> dict[str, Any]:
+        gen = self.config.generation
+        judge_t = gen.sampling.temperature if gen.judge_temperature is None else gen.judge_temperature
+        return {**gen.sampling.model_dump(), "n": gen.samples_per_prompt, "judge_temperature": judge_t,
+                "judge_max_tokens": gen.judge_max_tokens}
+
+    def lineage(self, endpoints: dict[str, list[str]], vllm_version: str | None) -> dict[str, Any]:
+        return {
+            "strategy": self.config.generation.strategy,
+            "teachers": [
+                {"name": t.name, "model": t.model, "revision": t.revision, "endpoints": endpoints.get(t.name, t.endpoints)}
+                for t in self.teachers
+            ],
+            "judge": {"name": self.judge.name, "model": self.judge.model, "revision": self.judge.revision},
+            "vllm_version": vllm_version,
+            "sampling": self.sampling(),
+            "template": {"id": self.templates.ref, "sha256": self.templates.sha256},
+            "constitution": (
+                {"id": self.constitution.ref, "sha256": self.constitution.sha256} if self.constitution else None
+            ),
+            "fingerprint": self.fingerprint,
+        }
+
+    def chunk_rows(self, chunk: ChunkSpec) -> list[dict[str, Any]]:
+        return self.prompts.slice(chunk.start, chunk.size).to_dicts()
+
+
+def _teacher_ref(t: Teacher) -> dict[str, Any]:
+    return {"name": t.name, "model": t.model, "revision": t.revision}
+
+
+def build_plan(config: Config, run_id: str, limit: int | None = None) -> Plan:
+    """Load prompts, templates and constitution; fingerprint the run and cut it into chunks."""
+    gen = config.generation
+    if not config.teachers:
+        raise ConfigError("teachers: no teachers configured; generation needs at least one")
+    limit = gen.limit if limit is None else limit
+    if limit is not None and limit < 0:
+        raise ConfigError(f"--limit {limit}: expected a number >= 0")
+    prompts = load_prompts(config)
+    if limit is not None:
+        prompts = prompts.head(limit)
+    templates = load_templates(gen.template)
+    constitution = load_constitution(gen.constitution) if gen.strategy == "constitutional" else None
+    teachers, judge = config.generation_teachers(), config.judge_teacher()
+    inputs = {
+        "generation": gen.model_dump(mode="json", exclude=OPERATIONAL),
+        "limit": limit,
+        "seed": config.seed,
+        "teachers": [_teacher_ref(t) for t in teachers],
+        "judge": _teacher_ref(judge),
+        "prompts": [
+            {"uri": uri, "sha256": sha}
+            for uri, sha in prompts.select("origin_uri", "origin_sha256").unique(maintain_order=True).iter_rows()
+        ],
+        "template": {"id": templates.ref, "sha256": templates.sha256},
+        "constitution": {"id": constitution.ref, "sha256": constitution.sha256} if constitution else None,
+    }
+    fingerprint = canonical_hash(inputs)
+    size = gen.chunk_size
+    chunks = []
+    for index, start in enumerate(range(0, prompts.height, size)):
+        part = prompts.slice(start, size).select("origin_sha256", "origin_row", "prompt")
+        key = canonical_hash([fingerprint, json.dumps(part.rows())])
+        chunks.append(ChunkSpec(run_id=run_id, index=index, start=start, stop=start + part.height, key=key))
+    return Plan(config, run_id, prompts, templates, constitution, teachers, judge, limit, fingerprint, inputs, chunks)

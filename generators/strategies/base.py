@@ -1,0 +1,268 @@
+"""What every strategy shares: the per-run context, request helper, record and rejection builders."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable, Sequence
+
+from prefmix.config import Config, Generation
+from prefmix.records import record_id
+
+from generators.client import ChatClient, ChatResult, RequestFailed
+from generators.constitution import Constitution
+from generators.durable import RequestCache, canonical_hash
+from generators.pairing import NoPair, Pick, distinct, seeded_rng
+from generators.templates import Messages, TemplateSet
+
+SCORE_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "score": {"type": "integer", "enum": list(range(1, 11))},
+        "rationale": {"type": "string", "maxLength": 40},
+    },
+    "required": ["score", "rationale"],
+    "additionalProperties": False,
+}
+WINNER_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "winner": {"type": "string", "enum": ["A", "B", "tie"]},
+        "rationale": {"type": "string", "maxLength": 40},
+    },
+    "required": ["winner", "rationale"],
+    "additionalProperties": False,
+}
+
+
+@dataclass
+class Tally:
+    """Requests and tokens spent on one prompt."""
+
+    requests_sent: int = 0
+    requests_cached: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    judge_parse_errors: int = 0
+
+    def add(self, result: ChatResult, cached: bool) -> None:
+        if cached:
+            self.requests_cached += 1
+        else:
+            self.requests_sent += 1
+        self.prompt_tokens += result.prompt_tokens
+        self.completion_tokens += result.completion_tokens
+
+
+@dataclass
+class Outcome:
+    record: dict[str, Any] | None
+    rejection: dict[str, Any] | None
+    tally: Tally
+
+
+@dataclass
+class Context:
+    """Everything a strategy needs for one run; built by generators.run."""
+
+    config: Config
+    run_id: str
+    templates: TemplateSet
+    constitution: Constitution | None
+    clients: dict[str, ChatClient]
+    cache: RequestCache | None
+    vllm_version: str
+    on_request: Callable[[], None] = lambda: None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def gen(self) -> Generation:
+        return self.config.generation
+
+    @property
+    def judge_temperature(self) -> float:
+        t = self.gen.judge_temperature
+        return self.gen.sampling.temperature if t is None else t
+
+    def sampling_json(self) -> str:
+        s = self.gen.sampling
+        return json.dumps(
+            {
+                "temperature": s.temperature,
+                "top_p": s.top_p,
+                "max_tokens": s.max_tokens,
+                "seed": s.seed,
+                "n": self.gen.samples_per_prompt,
+                "judge_temperature": self.judge_temperature,
+                "judge_max_tokens": self.gen.judge_max_tokens,
+            },
+            sort_keys=True,
+        )
+
+    def answer_payload(self, messages: Messages, salt: str) -> dict[str, Any]:
+        s = self.gen.sampling
+        payload: dict[str, Any] = {
+            "messages": messages, "temperature": s.temperature, "top_p": s.top_p, "max_tokens": s.max_tokens,
+        }
+        if s.seed is not None:  # a distinct, reproducible seed per request
+            payload["seed"] = int(canonical_hash([s.seed, salt])[:8], 16) & 0x7FFFFFFF
+        return payload
+
+    def judge_payload(self, messages: Messages, schema: dict[str, Any], name: str) -> dict[str, Any]:
+        return {
+            "messages": messages,
+            "temperature": self.judge_temperature,
+            "max_tokens": self.gen.judge_max_tokens,
+            "response_format": {"type": "json_schema", "json_schema": {"name": name, "schema": schema, "strict": True}},
+        }
+
+    async def ask(self, teacher: str, payload: dict[str, Any], salt: str, tally: Tally) -> ChatResult:
+        """One request through the cache; failures raise RequestFailed."""
+        client = self.clients[teacher]
+        key = RequestCache.key(client.teacher.model, payload, salt) if self.cache is not None else ""
+        if self.cache is not None and (hit := self.cache.get(key)) is not None:
+            tally.add(hit, cached=True)
+            return hit
+        result = await client.chat(payload)
+        if self.cache is not None:
+            self.cache.put(key, result)
+        tally.add(result, cached=False)
+        self.on_request()
+        return result
+
+    async def ask_many(
+        self, calls: Sequence[tuple[str, dict[str, Any], str]], tally: Tally
+    ) -> list[ChatResult | RequestFailed]:
+        """Concurrent requests; a failed one never takes its neighbours down."""
+
+        async def one(teacher: str, payload: dict[str, Any], salt: str) -> ChatResult | RequestFailed:
+            try:
+                return await self.ask(teacher, payload, salt, tally)
+            except RequestFailed as exc:
+                return exc
+
+        return list(await asyncio.gather(*(one(*c) for c in calls)))
+
+    def model_of(self, teacher: str) -> str:
+        return self.clients[teacher].teacher.model
+
+
+def prompt_salt(row: dict[str, Any]) -> str:
+    return f"{row['origin_sha256']}:{row['origin_row']}"
+
+
+def rng_for(ctx: Context, row: dict[str, Any], purpose: str) -> random.Random:
+    """Seeded by the run seed and the prompt's origin, so a resume makes the same picks."""
+    return seeded_rng(ctx.config.seed, row["origin_sha256"], row["origin_row"], purpose)
+
+
+def reject(ctx: Context, row: dict[str, Any], reason: str, detail: str, tally: Tally) -> Outcome:
+    rejection = {
+        "run_id": ctx.run_id, "prompt": row["prompt"], "domain": row["domain"],
+        "origin_uri": row["origin_uri"], "origin_sha256": row["origin_sha256"], "origin_row": row["origin_row"],
+        "strategy": ctx.gen.strategy, "reason": reason, "detail": detail[:500],
+    }
+    return Outcome(None, rejection, tally)
+
+
+def over_length(ctx: Context, row: dict[str, Any]) -> Outcome | None:
+    if len(row["prompt"]) > ctx.gen.max_prompt_chars:
+        return reject(ctx, row, "over_length", f"prompt has {len(row['prompt'])} chars > generation.max_prompt_chars={ctx.gen.max_prompt_chars}", Tally())
+    return None
+
+
+def record(
+    ctx: Context,
+    row: dict[str, Any],
+    pick: Pick,
+    texts: Sequence[str],
+    teachers: Sequence[str],
+    tally: Tally,
+    *,
+    judge: str | None,
+    principle_id: str | None = None,
+) -> Outcome:
+    chosen, rejected = texts[pick.chosen], texts[pick.rejected]
+    generation = {
+        "teacher": teachers[pick.chosen],
+        "teacher_models": [ctx.model_of(teachers[pick.chosen]), ctx.model_of(teachers[pick.rejected])],
+        "judge": judge,
+        "strategy": ctx.gen.strategy,
+        "sampling": ctx.sampling_json(),
+        "template_id": ctx.templates.ref,
+        "template_sha256": ctx.templates.sha256,
+        "constitution_id": ctx.constitution.ref if ctx.constitution else None,
+        "constitution_sha256": ctx.constitution.sha256 if ctx.constitution else None,
+        "principle_id": principle_id,
+        "run_id": ctx.run_id,
+        "vllm_version": ctx.vllm_version,
+        "prompt_tokens": tally.prompt_tokens,
+        "completion_tokens": tally.completion_tokens,
+    }
+    rec = {
+        "record_id": record_id(row["prompt"], chosen, rejected),
+        "prompt": row["prompt"], "chosen": chosen, "rejected": rejected, "domain": row["domain"],
+        "source": "synthetic", "chosen_score": pick.chosen_score, "rejected_score": pick.rejected_score,
+        "origin_uri": row["origin_uri"], "origin_sha256": row["origin_sha256"], "origin_row": row["origin_row"],
+        "generation": generation,
+    }
+    return Outcome(rec, None, tally)
+
+
+def settle(ctx: Context, row: dict[str, Any], result: Pick | NoPair, texts: Sequence[str], teachers: Sequence[str],
+           tally: Tally, *, judge: str | None, principle_id: str | None = None) -> Outcome:
+    if isinstance(result, NoPair):
+        return reject(ctx, row, result.reason, result.detail, tally)
+    return record(ctx, row, result, texts, teachers, tally, judge=judge, principle_id=principle_id)
+
+
+def failure_reason(failures: Sequence[RequestFailed]) -> tuple[str, str]:
+    """One rejection reason for a set of failed requests (over_length wins: retrying will not help)."""
+    over = [f for f in failures if f.reason == "over_length"]
+    first = (over or list(failures))[0]
+    return first.reason, first.detail
+
+
+async def candidates(ctx: Context, row: dict[str, Any], tally: Tally) -> tuple[list[str], list[str]] | Outcome:
+    """Answers from every generation teacher (samples_per_prompt each), distinct and non-empty, in a stable order.
+
+    Returns (texts, teacher names) when at least two distinct answers came back, else a rejection.
+    """
+    messages = ctx.templates.messages("answer", prompt=row["prompt"])
+    calls = []
+    for teacher in ctx.extra["teachers"]:
+        for i in range(ctx.gen.samples_per_prompt):
+            salt = f"{prompt_salt(row)}:answer:{teacher}:{i}"
+            calls.append((teacher, ctx.answer_payload(messages, salt), salt))
+    results = await ctx.ask_many(calls, tally)
+    ok = [(c[0], r) for c, r in zip(calls, results) if isinstance(r, ChatResult)]
+    failed = [r for r in results if isinstance(r, RequestFailed)]
+    keep = distinct([r.content for _, r in ok])
+    if len(keep) >= 2:
+        return [ok[i][1].content for i in keep], [ok[i][0] for i in keep]
+    if len(ok) < 2 and failed:
+        reason, detail = failure_reason(failed)
+        return reject(ctx, row, reason, f"{len(failed)} of {len(calls)} answer requests failed: {detail}", tally)
+    empties = sum(1 for _, r in ok if not r.content.strip())
+    if empties:
+        return reject(ctx, row, "empty_response", f"{empties} of {len(calls)} answers were empty", tally)
+    return reject(ctx, row, "tie", f"all {len(ok)} answers have the same text", tally)
+
+
+def verdicts(results: Sequence[ChatResult | RequestFailed], parse: Callable[[str], Any], tally: Tally) -> list[Any]:
+    """Parsed judge outputs (None when unparseable); counts parse errors on the tally."""
+    out = []
+    for r in results:
+        if isinstance(r, RequestFailed):
+            out.append(None)
+            continue
+        value = parse(r.content)
+        if value is None:
+            tally.judge_parse_errors += 1
+        out.append(value)
+    return out
+
+
+StrategyFn = Callable[[Context, dict[str, Any]], Awaitable[Outcome]]
