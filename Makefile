@@ -36,6 +36,16 @@ clean:
 	rm -rf demo-store .pytest_cache
 
 # --- the Prefect server path (schedules, workers, ad hoc runs) -------------
+# SQLite under PREFECT_HOME by default; for PostgreSQL export
+# PREFECT_API_DATABASE_CONNECTION_URL=postgresql+asyncpg://user:pass@host/prefect before `make server`.
+# Only the server-path targets talk to a Prefect server; `make demo` and `make test`
+# use Prefect's ephemeral server, so these are not exported globally.
+SERVER_TARGETS := pool deploy worker trigger-generate
+$(SERVER_TARGETS): export PREFECT_API_URL ?= http://127.0.0.1:$(PREFECT_PORT)/api
+$(SERVER_TARGETS): export PREFMIX_CONFIG ?= configs/nightly.yaml
+$(SERVER_TARGETS): export PREFMIX_TIMEZONE ?= UTC
+$(SERVER_TARGETS): export PREFMIX_POOL ?= $(POOL)
+
 server: setup
 	PREFECT_API_URL= $(PREFECT) server start --host 127.0.0.1 --port $(PREFECT_PORT)
 
@@ -48,5 +58,6 @@ deploy: setup
 worker: setup
 	$(PREFECT) worker start --pool $(POOL)
 
+# e.g. make trigger-generate ARGS="--param limit=50 --param teacher=qwen-32b"
 trigger-generate: setup
 	$(PREFMIX) trigger generate $(ARGS)

@@ -23,6 +23,7 @@ ROOM_COMMANDS = (
     "validators.commands",
     "lineage.commands",
     "flows.commands",
+    "flows.deploy_commands",  # after flows.commands: it adds flows under `run`
 )
 
 

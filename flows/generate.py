@@ -1,0 +1,190 @@
+"""The ad hoc generation flow: one generation run, its chunks as Prefect tasks.
+
+Each chunk is a task cached by content (run id + the chunk's content hash), with
+its result persisted under the run's folder in the store, so every worker of a
+Ray cluster sees the same cache and a re-run of a finished generation skips
+its finished chunks. Chunks retry with exponential backoff on transient
+failures (teacher unreachable, I/O), never on bad input or a deliberate stop.
+`task_runner="ray"` spreads the chunks over a Ray cluster (Prefect's
+RayTaskRunner); the teachers' endpoints (vLLM replicas) are shared by all.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.context import TaskRunContext
+from prefect.futures import wait
+
+from flows.steps import RETRYABLE
+from prefmix.config import Config, load
+from prefmix.errors import ConfigError
+from prefmix.store import Store
+
+
+def chunk_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
+    """Same run, same chunk content -> same key; endpoints and runner do not matter."""
+    return f"prefmix-chunk-{parameters['run_id']}-{parameters['chunk'].key}"
+
+
+def results_dir(store: Store, run_id: str) -> Path:
+    """Prefect's persisted chunk results live with the run, where every worker can read them."""
+    return store.run_dir(run_id) / "prefect-results"
+
+
+@task(name="run-chunk", cache_key_fn=chunk_cache_key, persist_result=True, **RETRYABLE)
+def run_chunk_task(config: Config, store: Store, run_id: str, chunk: Any,
+                   teachers: dict[str, list[str]] | None) -> Any:
+    from generators.run import run_chunk
+
+    return run_chunk(config, store, run_id, chunk, teachers=teachers, limit=config.generation.limit)
+
+
+@task(name="finalize-run", **RETRYABLE)
+def finalize_task(config: Config, store: Store, run_id: str, teachers: dict[str, list[str]] | None) -> Any:
+    from generators.run import finalize_run
+
+    return finalize_run(config, store, run_id, teachers=teachers)
+
+
+def configure(config_path: str, overrides: list[str] | None, limit: int | None, teacher: str | None) -> Config:
+    """The config of one ad hoc run: file + overrides, then the run's own parameters."""
+    config = load(config_path, overrides or [])
+    if teacher is not None:
+        names = [t.name for t in config.teachers]
+        if teacher not in names:
+            raise ConfigError(f"{config_path}: teacher {teacher!r} is not in teachers {names}")
+        config.generation.teachers = [teacher]
+    if limit is not None:
+        config.generation.limit = limit
+    return config
+
+
+def teacher_label(config: Config) -> str:
+    return "+".join(t.name for t in config.generation_teachers()) or "none"
+
+
+def default_run_id(config: Config) -> str:
+    """Same generation config -> same run id, so triggering a finished generation again resumes it (a no-op)."""
+    fingerprint = hashlib.sha256(
+        json.dumps({"generation": config.generation.model_dump(mode="json"),
+                    "teachers": [t.model_dump(mode="json", exclude={"endpoints", "launch"}) for t in config.teachers],
+                    "prompts": [p.model_dump(mode="json") for p in config.prompts]},
+                   sort_keys=True).encode()
+    ).hexdigest()[:10]
+    return f"gen-{_slug(teacher_label(config))}-{fingerprint}"
+
+
+def _slug(text: str, keep: str = "a-z0-9-") -> str:
+    return re.sub(f"[^{keep}]+", "-", text.lower()).strip("-") or "x"
+
+
+def _flow_run_name() -> str:
+    from prefect.runtime import flow_run
+
+    params = flow_run.parameters
+    try:
+        config = configure(params["config_path"], params.get("overrides"), params.get("limit"), params.get("teacher"))
+        teacher = teacher_label(config)
+    except Exception:  # the flow itself reports a bad config; the name must not fail first
+        teacher = params.get("teacher") or "unknown"
+    limit = params.get("limit")
+    return f"generate-{teacher}-{limit if limit is not None else 'all'}"
+
+
+def make_task_runner(name: str, ray_address: str | None) -> Any:
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    if name == "thread":
+        # Each chunk already keeps up to max_in_flight requests open; a few chunks at once is plenty.
+        return ThreadPoolTaskRunner(max_workers=4)
+    if name == "ray":
+        try:
+            from prefect_ray import RayTaskRunner
+        except ImportError:
+            raise ConfigError("--task-runner ray needs prefect-ray: pip install 'prefmix[ray]'") from None
+        return RayTaskRunner(address=ray_address)
+    raise ConfigError(f"--task-runner {name!r}: expected 'thread' or 'ray'")
+
+
+@flow(name="generate", flow_run_name=_flow_run_name, log_prints=True, validate_parameters=True)
+def generate(config_path: str, limit: int | None = None, run_id: str | None = None, teacher: str | None = None,
+             overrides: list[str] | None = None, task_runner: str = "thread",
+             ray_address: str | None = None) -> dict[str, Any]:
+    """Generate synthetic preference pairs for the config's prompts; chunks run as cached, retried tasks."""
+    logger = get_run_logger()
+    config = configure(config_path, overrides, limit, teacher)
+    run_id = run_id or default_run_id(config)
+    store = Store.at(config.store)
+    runner = make_task_runner(task_runner, ray_address)  # a bad runner name fails before any work
+    summary = run_generation(config, store, run_id, runner)
+    logger.info("generation %s: %s", run_id, json.dumps(summary["summary"], default=str))
+    _summary_artifact(summary)
+    return summary
+
+
+def run_generation(config: Config, store: Store, run_id: str, runner: Any) -> dict[str, Any]:
+    """Plan the chunks, run them as tasks on `runner`, finalize the run; returns the run's summary."""
+    from generators.launch import launched_teachers
+    from generators.run import plan_chunks
+
+    chunks = plan_chunks(config, store, run_id, config.generation.limit)
+    chunk_task = run_chunk_task.with_options(result_storage=results_dir(store, run_id))
+    with launched_teachers(config, store.run_dir(run_id) / "logs") as endpoints:
+        # The runner is chosen per run (a parameter), so chunks go to it directly rather than via the flow's.
+        with runner:
+            futures = [
+                runner.submit(chunk_task.with_options(task_run_name=f"chunk-{i}"),
+                              {"config": config, "store": store, "run_id": run_id, "chunk": chunk,
+                               "teachers": endpoints})
+                for i, chunk in enumerate(chunks)
+            ]
+            wait(futures)
+            states = [f.state for f in futures]
+            for future in futures:
+                future.result()  # the first failed chunk fails the flow, with its own error
+        result = finalize_task(config, store, run_id, endpoints)
+    cached = sum(1 for s in states if s.name == "Cached")
+    return {
+        "run_id": run_id,
+        "teachers": teacher_label(config),
+        "limit": config.generation.limit,
+        "chunks": len(chunks),
+        "chunks_cached": cached,
+        "summary": dict(result.summary),
+        "record_files": [str(p) for p in result.record_files],
+        "run_dir": str(store.run_dir(run_id)),
+        "store": str(store.root),
+        "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def _summary_artifact(summary: dict[str, Any]) -> None:
+    s = summary["summary"]
+    rejections = s.get("rejections") or {}
+    lines = [
+        f"# Generation run `{summary['run_id']}`",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| teachers | {summary['teachers']} |",
+        f"| limit | {summary['limit'] if summary['limit'] is not None else 'all'} |",
+        f"| prompts in | {s.get('prompts_in')} |",
+        f"| pairs written | {s.get('records')} |",
+        f"| rejected | {sum(rejections.values()) if isinstance(rejections, dict) else rejections} |",
+        f"| requests sent / from cache | {s.get('requests_sent')} / {s.get('requests_cached')} |",
+        f"| chunks (skipped as finished) | {summary['chunks']} ({summary['chunks_cached']}) |",
+        "",
+    ]
+    if isinstance(rejections, dict) and rejections:
+        lines += ["| rejection reason | count |", "|---|---|", *(f"| {k} | {v} |" for k, v in sorted(rejections.items())), ""]
+    lines.append(f"Records: `{summary['run_dir']}/chunks/`")
+    create_markdown_artifact("\n".join(lines), key=f"generate-{_slug(summary['run_id'])}"[:100],
+                             description=f"generation run {summary['run_id']}")
