@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,36 @@ def _quiet_prefect_console() -> None:
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_FLOW_RUNS_LEVEL", "WARNING")
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_TASK_RUNS_LEVEL", "WARNING")
+    # The ephemeral server would try to send telemetry, which fails loudly on a closed network.
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+
+def _one_line_user_errors() -> None:
+    """Keep Prefect's console from echoing a user error as a traceback: the CLI prints it as one line."""
+    import logging
+
+    from prefmix.errors import RunAborted, UserError
+
+    def user_error_names() -> set[str]:
+        found, todo = {"RunAborted"}, [UserError]
+        while todo:
+            cls = todo.pop()
+            found.add(cls.__name__)
+            todo.extend(cls.__subclasses__())
+        return found
+
+    def keep(record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, (UserError, RunAborted)):
+            return False
+        if record.levelno >= logging.ERROR and record.name.startswith(("prefect.flow_runs", "prefect.task_runs")):
+            # "Finished in state Failed('Task run encountered an exception InputError: ...')" carries no exc_info
+            return not re.search(r"\b(" + "|".join(sorted(user_error_names())) + r")\b[:(]", record.getMessage())
+        return True
+
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.StreamHandler) and keep not in handler.filters:
+            handler.addFilter(keep)
 
 
 def _run_flow(config_path: str, overrides: list[str], run_date: str | None, limit: int | None,
@@ -47,6 +78,8 @@ def _run_flow(config_path: str, overrides: list[str], run_date: str | None, limi
     _quiet_prefect_console()
     from flows import progress
     from flows.nightly import nightly
+
+    _one_line_user_errors()
 
     if not as_json:
         progress.install(progress.RichReporter())

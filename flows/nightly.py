@@ -12,6 +12,7 @@ from prefect import flow, get_run_logger
 from prefect.context import get_run_context
 
 from flows import progress
+from flows.transaction import staged_batch
 from flows.steps import (
     blend_batch,
     calibrate_judge,
@@ -22,6 +23,7 @@ from flows.steps import (
     write_human_records,
 )
 from prefmix.config import Config, load
+from prefmix.crash import crash_point
 from prefmix.store import Store
 
 
@@ -63,9 +65,11 @@ def run_nightly(config: Config, day: str, report: progress.Reporter, flow_run_id
     report.stage("ingest human shards")
     human = ingest_human(config)
 
-    from generators.prompts import load_prompts
+    from generators.plan import build_plan
 
-    prompts = load_prompts(config) if config.generation.enabled and config.prompts else None
+    # The plan reads prompts, templates and constitution (no network), so a bad one fails before the lock.
+    plan = build_plan(config, f"nightly-{day}") if config.generation.enabled and config.prompts else None
+    prompts = plan.prompts if plan is not None else None
 
     from generators.launch import launched_teachers
     from lineage.events import LineageEmitter, file_dataset
@@ -94,6 +98,7 @@ def run_nightly(config: Config, day: str, report: progress.Reporter, flow_run_id
                         gen_run.outputs.extend(file_dataset(f) for f in gen.record_files)
                     synthetic_runs.append({"run_id": gen.run_id, **gen.lineage, "summary": gen.summary})
                     synthetic_files = list(gen.record_files)
+                    crash_point("nightly:after-generate")
                 if config.human.calibration_sample and len(human.records):
                     report.stage("judge-versus-human calibration")
                     with emitter.run("prefmix.calibrate_judge", parent):
@@ -102,24 +107,32 @@ def run_nightly(config: Config, day: str, report: progress.Reporter, flow_run_id
             human_file = write_human_records(store, run_id, human.records)
             inputs = _inputs(config, human, human_file, synthetic_files)
             batch_id = batch_id_for(config, [i["sha256"] for i in inputs], day)
+            finished = _finished(store, batch_id)
+            if finished is not None:  # a rerun after this batch was published or quarantined (e.g. killed after the rename)
+                report.done()
+                return _finished_summary(finished, human.stats, judge_human, synthetic_runs, recovered, store)
 
-            report.stage(f"blend batch {batch_id}")
-            with emitter.run("prefmix.blend", parent,
-                             inputs=[file_dataset(i["path"], i["sha256"]) for i in inputs
-                                     if i["role"] in ("human_records", "synthetic_records")]):
-                staged, blend_result = blend_batch(config, store, batch_id, [human_file], synthetic_files)
+            # A crash (an exception, not a failed verdict) anywhere from here to publish removes the staged files.
+            with staged_batch(store, batch_id):
+                report.stage(f"blend batch {batch_id}")
+                with emitter.run("prefmix.blend", parent,
+                                 inputs=[file_dataset(i["path"], i["sha256"]) for i in inputs
+                                         if i["role"] in ("human_records", "synthetic_records")]):
+                    staged, blend_result = blend_batch(config, store, batch_id, [human_file], synthetic_files)
+                crash_point("nightly:after-blend")
 
-            report.stage("gate")
-            with emitter.run("prefmix.gate", parent) as gate_run:
-                gate = gate_batch(config, staged, human.stats, judge_human)
-                gate_run.run_facets.update(_test_facet(gate))
+                report.stage("gate")
+                with emitter.run("prefmix.gate", parent) as gate_run:
+                    gate = gate_batch(config, staged, human.stats, judge_human)
+                    gate_run.run_facets.update(_test_facet(gate))
+                crash_point("nightly:after-gate")
 
-            report.stage("publish" if gate.verdict != "fail" else "quarantine")
-            final_dir = publish_or_quarantine(
-                config=config, store=store, batch_id=batch_id, staged=staged, inputs=inputs,
-                synthetic_runs=synthetic_runs, blend_summary=blend_result.summary, annotation_stats=human.stats,
-                judge_human=judge_human, gate=gate, flow_run_id=flow_run_id, emitter=emitter, parent=parent,
-            )
+                report.stage("publish" if gate.verdict != "fail" else "quarantine")
+                final_dir = publish_or_quarantine(
+                    config=config, store=store, batch_id=batch_id, staged=staged, inputs=inputs,
+                    synthetic_runs=synthetic_runs, blend_summary=blend_result.summary, annotation_stats=human.stats,
+                    judge_human=judge_human, gate=gate, flow_run_id=flow_run_id, emitter=emitter, parent=parent,
+                )
         manifest = read_manifest(final_dir)
         report.done()
         return {
@@ -139,6 +152,41 @@ def run_nightly(config: Config, day: str, report: progress.Reporter, flow_run_id
             "recovered": recovered,
             "store": str(store.root),
         }
+
+
+def _finished(store: Store, batch_id: str) -> Path | None:
+    for place in (store.batch_dir(batch_id), store.quarantine(batch_id)):
+        if (place / "manifest.json").exists():
+            return place
+    return None
+
+
+def _finished_summary(final_dir: Path, annotation_stats: dict[str, Any], judge_human: dict[str, Any] | None,
+                      synthetic_runs: list[dict[str, Any]], recovered: dict[str, Any], store: Store) -> dict[str, Any]:
+    """The run summary of a batch an earlier run of the same day already finished, read from its manifest."""
+    from lineage.manifest import read_manifest
+
+    manifest = read_manifest(final_dir)
+    gate, blend = manifest.get("gate") or {}, manifest.get("blend") or {}
+    staged = store.staging(manifest["batch_id"])
+    return {
+        "batch_id": manifest["batch_id"],
+        "status": manifest["status_history"][-1]["status"],
+        "verdict": gate.get("verdict"),
+        "failed_checks": [*gate.get("failed_critical", []), *gate.get("failed_warning", [])],
+        "rows": blend.get("rows", manifest.get("rows")),
+        "achieved": blend.get("achieved"),
+        "batch_dir": str(final_dir),
+        "manifest": str(final_dir / "manifest.json"),
+        "report": _moved(gate.get("report") or {}, staged, final_dir),
+        "composition": str(final_dir / "report" / "composition.png"),
+        "annotation": _annotation_headline(annotation_stats),
+        "judge_human": judge_human,
+        "synthetic": [run["summary"] for run in synthetic_runs],
+        "recovered": recovered,
+        "store": str(store.root),
+        "already_finished": True,
+    }
 
 
 def _test_facet(gate: Any) -> dict[str, Any]:

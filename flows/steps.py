@@ -16,6 +16,7 @@ from prefect.tasks import exponential_backoff
 
 from flows import progress
 from prefmix.config import Config
+from prefmix.crash import crash_point
 from prefmix.errors import RunAborted, UserError
 from prefmix.records import to_arrow
 from prefmix.store import Store, sha256_file, write_parquet
@@ -50,7 +51,11 @@ def generate_synthetic(config: Config, store: Store, run_id: str, endpoints: dic
 
     def on_progress(info: dict[str, Any]) -> None:
         if report is not None:
-            report.update({"label": "generate", **info})
+            report.update({
+                "label": "generate", "total": info.get("prompts_total"), "done": info.get("prompts_done", 0),
+                "pairs": info.get("records", 0), "rejected": info.get("rejected", 0),
+                "requests": info.get("requests_sent", 0), "tok/s": f"{info.get('tokens_per_s', 0.0):.0f}",
+            })
 
     return generate(config, store, run_id, limit=config.generation.limit, teachers=endpoints, on_progress=on_progress)
 
@@ -113,5 +118,6 @@ def publish_or_quarantine(*, config: Config, store: Store, batch_id: str, staged
         blend_summary=blend_summary, annotation_stats=annotation_stats, judge_human=judge_human,
         gate=gate.model_dump(mode="json"), flow_run_id=flow_run_id,
     )
+    crash_point("nightly:before-publish")
     move = quarantine if gate.verdict == "fail" else publish
     return move(store, batch_id, manifest, ledger_url=config.lineage.ledger_url, emitter=emitter, parent=parent)
