@@ -17,16 +17,15 @@ store lock; these functions do not take it, so a flow can call them under its lo
 from __future__ import annotations
 
 import logging
-import os
 import re
 import shutil
-import signal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lineage.card import write_card
 from lineage.ledger import Ledger
 from lineage.manifest import content_hash, current_status, file_hashes, read_manifest, with_status, write_manifest
+from prefmix.crash import CRASH_ENV, crash_point  # noqa: F401  (test hook; CRASH_ENV re-exported)
 from prefmix.errors import InputError, UserError
 from prefmix.store import Store
 
@@ -35,7 +34,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CRASH_ENV = "PREFMIX_CRASH_AT"
 CRASH_POINTS = (
     "publish:before-rename",
     "publish:after-rename",
@@ -46,12 +44,6 @@ CRASH_POINTS = (
 )
 PUBLISHED = ("published", "overridden")
 _BATCH_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-
-
-def crash_point(name: str) -> None:
-    """Test hook: PREFMIX_CRASH_AT=<name> kills this process here, as a power cut would."""
-    if os.environ.get(CRASH_ENV) == name:
-        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def check_batch_id(batch_id: str) -> str:
