@@ -1,0 +1,153 @@
+"""Ratios -> exact integer quotas per (domain, source[, teacher]). Pure functions on counts.
+
+Every split of a whole number of rows uses the largest-remainder method with
+exact fractions (a ratio 0.7 is 7/10, not the nearest double), so quotas always
+add up to the total; ties in the remainder go to the name that sorts first.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Mapping
+
+from prefmix.config import Blend
+from prefmix.errors import ConfigError, InputError, QuotaShortfall
+
+SOURCES = ("human", "synthetic")
+Counts = dict[str, dict[str, int]]
+
+
+def exact(value: float) -> Fraction:
+    """The decimal a user wrote (0.7 -> 7/10), not its binary approximation."""
+    return Fraction(repr(float(value)))
+
+
+def apportion(total: int, weights: Mapping[str, Fraction]) -> dict[str, int]:
+    """Split `total` by `weights` with the largest-remainder method; the result sums to `total` exactly."""
+    whole = sum(weights.values(), Fraction(0))
+    if total == 0 or whole == 0:
+        return {name: 0 for name in weights}
+    shares = {name: total * w / whole for name, w in weights.items()}
+    seats = {name: math.floor(s) for name, s in shares.items()}
+    left = total - sum(seats.values())
+    order = sorted(weights, key=lambda name: (-(shares[name] - seats[name]), name))
+    for name in order[:left]:
+        seats[name] += 1
+    return seats
+
+
+@dataclass
+class Quotas:
+    """What the blend must output: rows per domain and source, and per teacher inside synthetic."""
+
+    sources: Counts
+    teachers: Counts = field(default_factory=dict)  # domain -> teacher -> rows; empty when no teacher_shares
+
+
+@dataclass(frozen=True)
+class Shortfall:
+    cell: str
+    wanted: int
+    available: int
+    cap: int | None = None
+
+    def describe(self) -> str:
+        text = f"{self.cell} wanted {self.wanted}, available {self.available}"
+        return text + (f" (at most {self.cap} with upsampling)" if self.cap is not None else "")
+
+
+def ratios(blend: Blend, domain: str) -> dict[str, Fraction]:
+    return {source: exact(share) for source, share in blend.ratios_for(domain).items()}
+
+
+def check_sources(blend: Blend, domains: list[str], input_rows: Mapping[str, int], files: Mapping[str, int]) -> None:
+    """An empty source with a nonzero ratio is an error; a zero ratio simply excludes the source."""
+    for source in SOURCES:
+        wanting = [d for d in domains if ratios(blend, d)[source] > 0]
+        if input_rows.get(source, 0) == 0 and wanting:
+            share = blend.ratios_for(wanting[0])[source]
+            where = "blend.ratios" if wanting[0] not in blend.domain_ratios else f"blend.domain_ratios.{wanting[0]}"
+            raise InputError(
+                f"blend: source {source!r} is empty ({files.get(source, 0)} files, 0 rows) but {where} gives it "
+                f"{share:g}; add {source} input or set its ratio to 0"
+            )
+
+
+def domain_totals(blend: Blend, domains: list[str], available: Counts) -> dict[str, int]:
+    """Rows per domain when size is a number: by domain_shares, else by what each domain can supply at its ratios."""
+    assert isinstance(blend.size, int)
+    if blend.domain_shares:
+        return apportion(blend.size, {d: exact(blend.domain_shares.get(d, 0.0)) for d in domains})
+    repeats = blend.upsample.max_repeats if blend.upsample.allowed else 1
+    capacity: dict[str, Fraction] = {}
+    for d in domains:
+        wanted = {s: r for s, r in ratios(blend, d).items() if r > 0}
+        capacity[d] = min((Fraction(available[d][s] * repeats) / r for s, r in wanted.items()), default=Fraction(0))
+    if sum(capacity.values()) == 0:
+        # nothing can be supplied anywhere; spread evenly so the shortfall report names every domain
+        capacity = {d: Fraction(1) for d in domains}
+    return apportion(blend.size, capacity)
+
+
+def plan(blend: Blend, domains: list[str], available: Counts) -> Quotas:
+    """Quotas per domain and source (and teacher) from the config and the deduplicated availability."""
+    sources: Counts = {}
+    if blend.size == "all_human":
+        for d in domains:
+            r = ratios(blend, d)
+            if r["human"] == 0:
+                raise ConfigError(
+                    f"blend: size 'all_human' cannot size domain {d!r}, whose human ratio is 0; set blend.size to a row count"
+                )
+            human = available[d]["human"]
+            # synthetic to match the ratio: human * r_s / r_h, rounded half up
+            sources[d] = {"human": human, "synthetic": math.floor(human * r["synthetic"] / r["human"] + Fraction(1, 2))}
+    else:
+        totals = domain_totals(blend, domains, available)
+        for d in domains:
+            sources[d] = apportion(totals[d], ratios(blend, d))
+    teachers: Counts = {}
+    if blend.teacher_shares:
+        shares = {t: exact(s) for t, s in sorted(blend.teacher_shares.items())}
+        teachers = {d: apportion(sources[d]["synthetic"], shares) for d in domains}
+    return Quotas(sources, teachers)
+
+
+def cells(quotas: Quotas) -> dict[tuple[str, str, str], int]:
+    """Sampling cells (domain, source, teacher or '*') and their quotas."""
+    out: dict[tuple[str, str, str], int] = {}
+    for d, by_source in quotas.sources.items():
+        out[(d, "human", "*")] = by_source["human"]
+        if quotas.teachers:
+            for t, q in quotas.teachers[d].items():
+                out[(d, "synthetic", t)] = q
+        else:
+            out[(d, "synthetic", "*")] = by_source["synthetic"]
+    return out
+
+
+def shortfalls(wanted: Mapping[tuple[str, str, str], int], available: Mapping[tuple[str, str, str], int], blend: Blend) -> list[Shortfall]:
+    """Cells whose quota exceeds what is available (times max_repeats when upsampling is allowed)."""
+    found: list[Shortfall] = []
+    for key, q in wanted.items():
+        have = available.get(key, 0)
+        cap = have * blend.upsample.max_repeats if blend.upsample.allowed else have
+        if q > cap:
+            d, s, t = key
+            name = f"{d}/{s}" + (f"[{t}]" if t != "*" else "")
+            found.append(Shortfall(name, q, have, cap if blend.upsample.allowed else None))
+    return found
+
+
+def raise_shortfalls(found: list[Shortfall], blend: Blend) -> None:
+    if not found:
+        return
+    hint = (
+        f"raise blend.upsample.max_repeats (now {blend.upsample.max_repeats}), add input or lower blend.size"
+        if blend.upsample.allowed
+        else "add input, lower blend.size, or set blend.upsample.allowed with a max_repeats"
+    )
+    listed = "; ".join(s.describe() for s in found)
+    raise QuotaShortfall(f"blend: quota cannot be met for {len(found)} cell(s): {listed}; {hint}")
