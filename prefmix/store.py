@@ -105,7 +105,10 @@ class Store:
 
     @classmethod
     def at(cls, root: str | Path) -> "Store":
-        root = Path(os.environ.get("PREFMIX_STORE") or root).expanduser().resolve()
+        raw = str(os.environ.get("PREFMIX_STORE") or root)
+        if "://" in raw and not raw.startswith("file://"):
+            raise ConfigError(f"store: {raw}: object-store URIs are not supported yet; use a local or mounted path")
+        root = Path(raw.removeprefix("file://")).expanduser().resolve()
         if root.exists() and not root.is_dir():
             raise ConfigError(f"{root}: store path exists and is not a directory")
         return cls(root)
