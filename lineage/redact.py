@@ -15,7 +15,9 @@ from prefmix.config import Config
 
 MASK = "***"
 # Matched against the words of a key name (api_key, accessToken, DB-PASSWORD), so max_tokens is not a secret.
-SECRET_WORDS = {"key", "apikey", "token", "secret", "password", "passwd", "pwd", "credential", "credentials", "auth"}
+SECRET_WORDS = {"key", "apikey", "token", "secret", "password", "passwd", "credential", "credentials", "auth"}
+# Environment variables whose names look secret but hold locations (PWD is the working directory).
+NOT_SECRET_ENV = {"PWD", "OLDPWD", "SSH_AUTH_SOCK", "XAUTHORITY"}
 # Names that merely *name* where a secret lives are safe to keep (they are how config points at secrets).
 SAFE_KEYS = {"api_key_env", "api_key_secret"}
 _URL_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.\-]*://[^:/@\s]+:)(?P<pw>[^@\s]+)(?P<at>@)")
@@ -33,7 +35,7 @@ def secret_key(name: str) -> bool:
 
 def secret_values(config: Config | None = None) -> list[str]:
     """Values to scrub: env vars named by teachers' api_key_env, and env vars whose names look secret."""
-    names = {name for name in os.environ if secret_key(name)}
+    names = {name for name in os.environ if secret_key(name) and name not in NOT_SECRET_ENV}
     if config is not None:
         names.update(t.api_key_env for t in config.teachers if t.api_key_env)
     values = {os.environ.get(name, "") for name in names}
