@@ -11,7 +11,7 @@ import pytest
 
 from blending import blend
 from blending.split import is_eval_key
-from conftest import config, hashes, read_all, records
+from blend_helpers import config, hashes, read_all, records
 from prefmix.errors import InputError, QuotaShortfall
 from prefmix.records import SCHEMA, prompt_key
 

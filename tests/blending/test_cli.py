@@ -8,7 +8,7 @@ from typing import Callable
 import pytest
 import yaml
 
-from conftest import records
+from blend_helpers import records
 from prefmix.cli import main
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from blending import blend
 from blending.quotas import apportion
-from conftest import config, read_all, records
+from blend_helpers import config, read_all, records
 
 
 def test_apportion_is_exact_and_largest_remainder() -> None:
