@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -43,13 +44,14 @@ def _quiet_prefect_console() -> None:
 
 
 def _one_line_user_errors() -> None:
-    """Keep Prefect's console from echoing a user error as a traceback: the CLI prints it as one line."""
+    """Keep Prefect's console from echoing a user error (or a store write refused by the OS) as a traceback:
+    the CLI prints it as one line."""
     import logging
 
     from prefmix.errors import RunAborted, UserError
 
     def user_error_names() -> set[str]:
-        found, todo = {"RunAborted"}, [UserError]
+        found, todo = {"RunAborted", "OSError", "PermissionError", "FileNotFoundError"}, [UserError]
         while todo:
             cls = todo.pop()
             found.add(cls.__name__)
@@ -58,7 +60,7 @@ def _one_line_user_errors() -> None:
 
     def keep(record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
-        if isinstance(exc, (UserError, RunAborted)):
+        if isinstance(exc, (UserError, RunAborted, OSError)):  # OSError: _run_flow prints it as one line
             return False
         if record.levelno >= logging.ERROR and record.name.startswith(("prefect.flow_runs", "prefect.task_runs")):
             # "Finished in state Failed('Task run encountered an exception InputError: ...')" carries no exc_info
@@ -68,6 +70,8 @@ def _one_line_user_errors() -> None:
     for handler in logging.getLogger().handlers:
         if isinstance(handler, logging.StreamHandler) and keep not in handler.filters:
             handler.addFilter(keep)
+    # Prefect's event queue says "Still processing items" while it drains at exit: progress, not a problem.
+    logging.getLogger("EventsWorker").setLevel(logging.ERROR)
 
 
 def _run_flow(config_path: str, overrides: list[str], run_date: str | None, limit: int | None,
@@ -88,7 +92,12 @@ def _run_flow(config_path: str, overrides: list[str], run_date: str | None, limi
                         return_state=True)
     finally:
         progress.install(None)
-    summary = state.result()
+    try:
+        summary = state.result()
+    except OSError as exc:  # the store's disk refused a write: say where, once; nothing half-published stays current
+        print(f"prefmix: failed: {exc}; the previous published batch stays latest, the next run clears what was staged",
+              file=sys.stderr)
+        return 1
     if as_json:
         print(json.dumps(summary, indent=2, default=str))
     else:

@@ -24,11 +24,23 @@ from flows.steps import (
 )
 from prefmix.config import Config, load
 from prefmix.crash import crash_point
+from prefmix.errors import ConfigError
 from prefmix.store import Store
 
 
 def _today() -> str:
     return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d")
+
+
+def check_day(day: str) -> str:
+    """A run date is a real calendar date, YYYY-MM-DD (it names the run and its batch)."""
+    try:
+        parsed: str | None = dt.date.fromisoformat(day).isoformat()
+    except ValueError:
+        parsed = None
+    if parsed != day:  # fromisoformat also takes 20261126 and week dates; the run id wants one spelling
+        raise ConfigError(f"--date {day[:40]!r}: expected a calendar date YYYY-MM-DD")
+    return day
 
 
 def batch_id_for(config: Config, input_hashes: list[str], day: str) -> str:
@@ -52,8 +64,10 @@ def nightly(config_path: str, overrides: list[str] | None = None, run_date: str 
     report = progress.reporter(logger)
     config = load(config_path, overrides or [])
     if limit is not None:
+        if limit < 0:
+            raise ConfigError(f"--limit {limit}: expected a number >= 0")
         config.generation.limit = limit
-    day = run_date or _today()
+    day = check_day(run_date) if run_date else _today()
     return run_nightly(config, day, report, _flow_run_id())
 
 

@@ -43,7 +43,8 @@ class RichReporter:
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        self.console = Console(stderr=True)
+        # stdout: stderr is kept for the one-line error a failed run ends with.
+        self.console = Console()
         self.progress = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),

@@ -16,6 +16,12 @@ PROMPT_SCHEMA = pl.Schema(
 )
 
 
+def _short(value: object, limit: int = 60) -> str:
+    """A value for an error line: repr, cut to `limit` characters (a huge cell must not flood the terminal)."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(str(value))} characters)"
+
+
 def _first_bad_row(frame: pl.DataFrame, bad: pl.Expr) -> int | None:
     hits = frame.with_row_index("_row").filter(bad)["_row"]
     return int(hits[0]) if len(hits) else None
@@ -43,7 +49,7 @@ def load_prompt_set(prompt_set: PromptSet, domains: list[str]) -> pl.DataFrame:
     bad = _first_bad_row(frame, pl.col("domain").is_null() | ~pl.col("domain").is_in(domains))
     if bad is not None:
         raise InputError(
-            f"{path}: row {bad}: column {names['domain']!r} is {frame['domain'][bad]!r}; expected one of {domains}"
+            f"{path}: row {bad}: column {names['domain']!r} is {_short(frame['domain'][bad])}; expected one of {domains}"
         )
     return frame.with_columns(
         pl.lit(str(path)).alias("origin_uri"),

@@ -226,6 +226,11 @@ def recover(store: Store, ledger_url: str | None = None) -> dict[str, Any]:
     report: dict[str, Any] = {"removed_staging": store.clear_staging(), "finished_overrides": [], "latest": None, "indexed": []}
     for tmp in store.root.glob(".LATEST.*.tmp") if store.root.is_dir() else []:
         tmp.unlink(missing_ok=True)
+    # Half-written files of killed runs (atomic writes use hidden *.tmp names); finished files are never *.tmp.
+    runs = store.root / "runs"
+    report["removed_tmp"] = [str(t.relative_to(store.root)) for t in runs.rglob(".*.tmp")] if runs.is_dir() else []
+    for tmp in report["removed_tmp"]:
+        (store.root / tmp).unlink(missing_ok=True)
     # An override whose manifest was written but whose rename did not happen: the person's decision stands.
     qbase = store.root / "quarantine"
     if qbase.is_dir():

@@ -230,6 +230,8 @@ class Config(Model):
     @model_validator(mode="after")
     def _cross_checks(self) -> "Config":
         names = [t.name for t in self.teachers]
+        if len(set(names)) != len(names):
+            raise ValueError(f"teachers: duplicate teacher name {next(n for n in names if names.count(n) > 1)!r}")
         for ref in [*self.generation.teachers, *([self.generation.judge] if self.generation.judge else [])]:
             if ref not in names:
                 raise ValueError(f"generation names teacher {ref!r}, which is not in teachers {names}")

@@ -1,0 +1,230 @@
+"""Rebuild the bad-input corpus beside this file: `python tests/data/bad/make_cases.py`.
+
+Writes small good inputs (good/), one bad file per case (files/) and cases.yaml,
+which says for each case how to change the good config (a deep merge, or a raw
+config file), which CLI command to run, and what the one stderr line must name.
+In cases.yaml, {bad} is this folder, {store} the test's store folder and
+{config} the config file the test writes.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+import yaml
+
+HERE = Path(__file__).resolve().parent
+GOOD, FILES = HERE / "good", HERE / "files"
+DOMAINS = ["general", "finance", "medicine", "law"]
+HUGE = 1_000_000  # characters: an error line must not echo it
+
+BASE: dict[str, Any] = {
+    "name": "bad-inputs",
+    "store": "{store}",
+    "seed": 7,
+    "domains": DOMAINS,
+    "prompts": [{"path": "{bad}/good/prompts.parquet"}],
+    "human": {"shards": [{"path": "{bad}/good/pairs.parquet", "layout": "pairs", "vendor": "acme"}], "calibration_sample": 0},
+    # Nothing listens on the discard port: a case that reached the teacher would fail differently (exit 3).
+    "teachers": [{"name": "tiny", "model": "tiny-teacher", "endpoints": ["http://127.0.0.1:9/v1"]}],
+    "generation": {"chunk_size": 4, "sampling": {"max_tokens": 8}, "error_budget": {"window": 4}},
+}
+
+
+def prompts(n: int = 8) -> pl.DataFrame:
+    return pl.DataFrame({"prompt": [f"Question {i} about {DOMAINS[i % 4]}?" for i in range(n)],
+                         "domain": [DOMAINS[i % 4] for i in range(n)]})
+
+
+def pairs(n: int = 8) -> pl.DataFrame:
+    return pl.DataFrame({
+        "item_id": [f"p{i:03d}" for i in range(n)],
+        "prompt": [f"Human prompt {i}?" for i in range(n)],
+        "chosen": [f"A careful answer {i}." for i in range(n)],
+        "rejected": [f"A sloppy answer {i}." for i in range(n)],
+        "domain": [DOMAINS[i % 4] for i in range(n)],
+        "annotator_ids": [["w1", "w2"] for _ in range(n)],
+        "agreement": [1.0] * n,
+    })
+
+
+def judgments(n: int = 4) -> pl.DataFrame:
+    return pl.DataFrame({
+        "item_id": [f"j{i}" for i in range(n)], "prompt": [f"Judge prompt {i}?" for i in range(n)],
+        "domain": [DOMAINS[i % 4] for i in range(n)], "response_a": ["yes"] * n, "response_b": ["no"] * n,
+        "annotator_id": ["w1"] * n, "preference": ["a", "b", "maybe", "a"],
+    })
+
+
+def set_row(frame: pl.DataFrame, column: str, row: int, value: Any) -> pl.DataFrame:
+    values = frame[column].to_list()
+    values[row] = value
+    return frame.with_columns(pl.Series(column, values, dtype=frame.schema[column] if value is not None else None))
+
+
+def parquet_bytes(frame: pl.DataFrame) -> bytes:
+    buffer = io.BytesIO()
+    frame.write_parquet(buffer)
+    return buffer.getvalue()
+
+
+def invalid_utf8_parquet(good: pl.DataFrame, column: str, row: int) -> bytes:
+    """A Parquet file whose string column holds bytes that are not UTF-8 (written unchecked by Arrow)."""
+    table = good.to_arrow()
+    raw = [s.encode() for s in good[column].to_list()]
+    raw[row] = b"caf\xe9 \xff\xfe"
+    offsets, data = [0], b""
+    for item in raw:
+        data += item
+        offsets.append(len(data))
+    bad = pa.Array.from_buffers(pa.string(), len(raw), [None, pa.py_buffer(pa.array(offsets, pa.int32()).buffers()[1]), pa.py_buffer(data)])
+    table = table.set_column(table.schema.get_field_index(column), column, bad)
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer)
+    return buffer.getvalue()
+
+
+def shard(path: str, layout: str = "pairs") -> dict[str, Any]:
+    return {"human": {"shards": [{"path": "{bad}/files/" + path, "layout": layout, "vendor": "acme"}]}}
+
+
+def prompt_file(path: str) -> dict[str, Any]:
+    return {"prompts": [{"path": "{bad}/files/" + path}]}
+
+
+NIGHTLY = ["run", "nightly", "--config", "{config}", "--json"]  # --json: no progress lines on stderr
+
+
+def build() -> list[dict[str, Any]]:
+    """Write every file; return the cases."""
+    GOOD.mkdir(exist_ok=True)
+    FILES.mkdir(exist_ok=True)
+    good_prompts, good_pairs = prompts(), pairs()
+    good_prompts.write_parquet(GOOD / "prompts.parquet")
+    good_pairs.write_parquet(GOOD / "pairs.parquet")
+    files: dict[str, bytes] = {
+        # config files that are wrong as files
+        "config_not_a_mapping.yaml": b"- store: ./store\n- seed: 7\n",
+        "config_invalid_yaml.yaml": b"name: x\nblend: {ratios: [unclosed\n",
+        "config_invalid_utf8.yaml": b"name: caf\xe9\nseed: 7\n",
+        # prompt files
+        "prompts_not_parquet.parquet": b"prompt,domain\nhello,general\n",
+        "prompts_truncated.parquet": parquet_bytes(good_prompts)[: len(parquet_bytes(good_prompts)) // 2],
+        "prompts_zero_bytes.parquet": b"",
+        "prompts_missing_column.parquet": parquet_bytes(good_prompts.drop("domain")),
+        "prompts_wrong_type.parquet": parquet_bytes(good_prompts.with_columns(pl.int_range(pl.len()).alias("prompt"))),
+        "prompts_null.parquet": parquet_bytes(set_row(good_prompts, "prompt", 3, None)),
+        "prompts_empty_string.parquet": parquet_bytes(set_row(good_prompts, "prompt", 2, "   ")),
+        "prompts_unknown_domain.parquet": parquet_bytes(set_row(good_prompts, "domain", 1, "astrology")),
+        "prompts_huge_domain.parquet": parquet_bytes(set_row(good_prompts, "domain", 0, "x" * HUGE)),
+        "prompts_zero_rows.parquet": parquet_bytes(good_prompts.head(0)),
+        "prompts_invalid_utf8.parquet": invalid_utf8_parquet(good_prompts, "prompt", 5),
+        "prompts_binary.parquet": parquet_bytes(good_prompts.with_columns(pl.col("prompt").cast(pl.Binary))),
+        # human shards
+        "shard_missing_column.parquet": parquet_bytes(good_pairs.drop("chosen")),
+        "shard_wrong_type.parquet": parquet_bytes(good_pairs.with_columns(pl.lit("high").alias("agreement"))),
+        "shard_null_prompt.parquet": parquet_bytes(set_row(good_pairs, "prompt", 4, None)),
+        "shard_empty_chosen.parquet": parquet_bytes(set_row(good_pairs, "chosen", 6, "")),
+        "shard_unknown_domain.parquet": parquet_bytes(set_row(good_pairs, "domain", 2, "astrology")),
+        "shard_huge_domain.parquet": parquet_bytes(set_row(good_pairs, "domain", 5, "y" * HUGE)),
+        # one item id on two rows with different prompts (judgments: one row per annotator of an item)
+        "shard_duplicate_ids.parquet": parquet_bytes(set_row(set_row(judgments(), "preference", 2, "a"), "item_id", 3, "j1")),
+        "shard_truncated.parquet": parquet_bytes(good_pairs)[:200],
+        "shard_zero_bytes.parquet": b"",
+        "shard_zero_rows.parquet": parquet_bytes(good_pairs.head(0)),
+        "shard_invalid_utf8.parquet": invalid_utf8_parquet(good_pairs, "chosen", 3),
+        "shard_bad_label.parquet": parquet_bytes(judgments()),
+        # constitutions
+        "constitution_no_principles.yaml": b"id: empty\nversion: 1\nprinciples: []\n",
+        "constitution_not_a_mapping.yaml": b"- be helpful\n- be honest\n",
+        "constitution_duplicate_ids.yaml": yaml.safe_dump({"id": "dup", "version": 1, "principles": [
+            {"id": "p1", "critique": "Is it honest?", "revision": "Make it honest."},
+            {"id": "p1", "critique": "Is it kind?", "revision": "Make it kind."}]}).encode(),
+        # the store path is a file
+        "store_is_a_file": b"not a folder\n",
+    }
+    for name, data in files.items():
+        (FILES / name).write_bytes(data)
+
+    constitutional = {"generation": {"strategy": "constitutional"}}
+
+    def const(name: str) -> dict[str, Any]:
+        return {"generation": {"strategy": "constitutional", "constitution": "{bad}/files/" + name}}
+
+    cases: list[dict[str, Any]] = [
+        # config: the file itself
+        {"name": "config_not_a_mapping", "config_file": "files/config_not_a_mapping.yaml", "expect": ["config_not_a_mapping.yaml", "mapping"]},
+        {"name": "config_invalid_yaml", "config_file": "files/config_invalid_yaml.yaml", "expect": ["config_invalid_yaml.yaml", "line 3", "not valid YAML"]},
+        {"name": "config_invalid_utf8", "config_file": "files/config_invalid_utf8.yaml", "expect": ["config_invalid_utf8.yaml", "UTF-8"]},
+        {"name": "config_missing", "config_file": "files/no_such_config.yaml", "expect": ["no_such_config.yaml", "not found"]},
+        # config: keys and values
+        {"name": "unknown_key", "merge": {"blend": {"ratioz": {"human": 1.0}}}, "expect": ["blend.ratioz", "unknown key"]},
+        {"name": "unknown_top_level_key", "merge": {"storee": "/tmp/x"}, "expect": ["storee", "unknown key"]},
+        {"name": "ratios_do_not_sum_to_1", "merge": {"blend": {"ratios": {"human": 0.6, "synthetic": 0.3}}}, "expect": ["blend.ratios", "sum to 1"]},
+        {"name": "negative_ratio", "merge": {"blend": {"ratios": {"human": -0.2, "synthetic": 1.2}}}, "expect": ["blend.ratios.human", "greater than or equal to 0"]},
+        {"name": "unknown_source", "merge": {"blend": {"ratios": {"human": 0.5, "vendor": 0.5}}}, "expect": ["blend.ratios", "'vendor'"]},
+        {"name": "unknown_domain_in_ratios", "merge": {"blend": {"domain_ratios": {"astrology": {"human": 1.0}}}}, "expect": ["astrology", "domains"]},
+        {"name": "teacher_shares_unknown_teacher", "merge": {"blend": {"teacher_shares": {"ghost": 1.0}}}, "expect": ["teacher_shares", "ghost"]},
+        {"name": "wrong_type", "merge": {"generation": {"chunk_size": "many"}}, "expect": ["generation.chunk_size", "'many'"]},
+        {"name": "judge_unknown_teacher", "merge": {"generation": {"judge": "ghost"}}, "expect": ["ghost", "teachers"]},
+        {"name": "teacher_without_endpoint", "merge": {"teachers": [{"name": "t", "model": "m"}]}, "expect": ["teachers.0", "endpoints"]},
+        {"name": "no_teachers", "merge": {"teachers": []}, "expect": ["teachers", "at least one"]},
+        {"name": "store_path_is_a_file", "merge": {"store": "{bad}/files/store_is_a_file"}, "expect": ["store_is_a_file", "not a directory"], "store": "{bad}/files/store_is_a_file"},
+        {"name": "bad_run_date", "merge": {}, "args": [*NIGHTLY, "--date", "2026-13-45"], "expect": ["--date", "2026-13-45", "YYYY-MM-DD"]},
+        {"name": "run_date_path", "merge": {}, "args": [*NIGHTLY, "--date", "../../etc"], "expect": ["--date", "../../etc"]},
+        {"name": "negative_limit", "merge": {}, "args": [*NIGHTLY, "--limit", "-1"], "expect": ["-1"]},
+        # prompt files
+        {"name": "prompts_file_missing", "merge": {"prompts": [{"path": "{bad}/files/no_such_prompts.parquet"}]}, "expect": ["no_such_prompts.parquet", "not found"]},
+        {"name": "prompts_not_parquet", "merge": prompt_file("prompts_not_parquet.parquet"), "expect": ["prompts_not_parquet.parquet", "Parquet"]},
+        {"name": "prompts_truncated", "merge": prompt_file("prompts_truncated.parquet"), "expect": ["prompts_truncated.parquet", "Parquet"]},
+        {"name": "prompts_zero_bytes", "merge": prompt_file("prompts_zero_bytes.parquet"), "expect": ["prompts_zero_bytes.parquet"]},
+        {"name": "prompts_missing_column", "merge": prompt_file("prompts_missing_column.parquet"), "expect": ["prompts_missing_column.parquet", "'domain'"]},
+        {"name": "prompts_wrong_type", "merge": prompt_file("prompts_wrong_type.parquet"), "expect": ["prompts_wrong_type.parquet", "'prompt'"]},
+        {"name": "prompts_null", "merge": prompt_file("prompts_null.parquet"), "expect": ["prompts_null.parquet", "row 3"]},
+        {"name": "prompts_empty_string", "merge": prompt_file("prompts_empty_string.parquet"), "expect": ["prompts_empty_string.parquet", "row 2"]},
+        {"name": "prompts_unknown_domain", "merge": prompt_file("prompts_unknown_domain.parquet"), "expect": ["prompts_unknown_domain.parquet", "row 1", "astrology"]},
+        {"name": "prompts_huge_domain", "merge": prompt_file("prompts_huge_domain.parquet"), "expect": ["prompts_huge_domain.parquet", "row 0"]},
+        {"name": "prompts_zero_rows", "merge": prompt_file("prompts_zero_rows.parquet"), "expect": ["prompts_zero_rows.parquet", "no prompt rows"]},
+        {"name": "prompts_invalid_utf8", "merge": prompt_file("prompts_invalid_utf8.parquet"), "expect": ["prompts_invalid_utf8.parquet"]},
+        {"name": "prompts_binary_column", "merge": prompt_file("prompts_binary.parquet"), "expect": ["prompts_binary.parquet", "'prompt'"]},
+        # human shards
+        {"name": "shard_file_missing", "merge": shard("no_such_shard.parquet"), "expect": ["no_such_shard.parquet", "not found"]},
+        {"name": "shard_missing_column", "merge": shard("shard_missing_column.parquet"), "expect": ["shard_missing_column.parquet", "'chosen'"]},
+        {"name": "shard_wrong_type", "merge": shard("shard_wrong_type.parquet"), "expect": ["shard_wrong_type.parquet", "agreement"]},
+        {"name": "shard_null_prompt", "merge": shard("shard_null_prompt.parquet"), "expect": ["shard_null_prompt.parquet", "row 4"]},
+        {"name": "shard_empty_chosen", "merge": shard("shard_empty_chosen.parquet"), "expect": ["shard_empty_chosen.parquet", "row 6"]},
+        {"name": "shard_unknown_domain", "merge": shard("shard_unknown_domain.parquet"), "expect": ["shard_unknown_domain.parquet", "row 2", "astrology"]},
+        {"name": "shard_huge_domain", "merge": shard("shard_huge_domain.parquet"), "expect": ["shard_huge_domain.parquet", "row 5"]},
+        {"name": "shard_duplicate_ids", "merge": shard("shard_duplicate_ids.parquet", "judgments"), "expect": ["shard_duplicate_ids.parquet", "row 3", "prompt"]},
+        {"name": "shard_truncated", "merge": shard("shard_truncated.parquet"), "expect": ["shard_truncated.parquet", "Parquet"]},
+        {"name": "shard_zero_bytes", "merge": shard("shard_zero_bytes.parquet"), "expect": ["shard_zero_bytes.parquet", "empty"]},
+        {"name": "shard_zero_rows", "merge": shard("shard_zero_rows.parquet"), "expect": ["shard_zero_rows.parquet", "no rows"]},
+        {"name": "shard_invalid_utf8", "merge": shard("shard_invalid_utf8.parquet"), "expect": ["shard_invalid_utf8.parquet", "row 3", "UTF-8"]},
+        {"name": "shard_bad_label", "merge": shard("shard_bad_label.parquet", "judgments"), "expect": ["shard_bad_label.parquet", "row 2", "preference"]},
+        {"name": "shard_unknown_layout", "merge": {"human": {"shards": [{"path": "{bad}/good/pairs.parquet", "layout": "triples"}]}}, "expect": ["human.shards.0.layout", "triples"]},
+        # constitutions
+        {"name": "constitution_no_principles", "merge": const("constitution_no_principles.yaml"), "expect": ["constitution_no_principles.yaml", "no principles"]},
+        {"name": "constitution_not_a_mapping", "merge": const("constitution_not_a_mapping.yaml"), "expect": ["constitution_not_a_mapping.yaml", "mapping"]},
+        {"name": "constitution_duplicate_ids", "merge": const("constitution_duplicate_ids.yaml"), "expect": ["constitution_duplicate_ids.yaml", "'p1'"]},
+        {"name": "constitution_missing", "merge": {**constitutional, "generation": {"strategy": "constitutional", "constitution": "{bad}/files/no_such_constitution.yaml"}}, "expect": ["no_such_constitution.yaml", "not found"]},
+        # other commands
+        {"name": "verify_batch_id_is_a_path", "merge": {}, "args": ["lineage", "verify", "../../etc", "--store", "{store}"], "expect": ["../../etc"]},
+        {"name": "batches_store_is_a_file", "merge": {}, "args": ["batches", "--store", "{bad}/files/store_is_a_file"], "expect": ["store_is_a_file", "not a directory"], "store": "{bad}/files/store_is_a_file"},
+    ]
+    return cases
+
+
+def main() -> None:
+    cases = build()
+    header = "# Generated by make_cases.py; rebuild with `python tests/data/bad/make_cases.py`.\n"
+    (HERE / "cases.yaml").write_text(header + yaml.safe_dump({"base": BASE, "cases": cases}, sort_keys=False, width=200))
+    print(f"{len(cases)} cases in {HERE / 'cases.yaml'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,133 @@
+"""Tiny nightly setups, the CLI as a subprocess, and the store invariants every reliability test checks."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+PREFMIX = [sys.executable, "-m", "prefmix.cli"]
+DEAD_TEACHER = "http://127.0.0.1:9/v1"  # discard port: nothing listens, so any request would be refused
+
+
+def make_setup(root: Path, teacher_url: str, model: str, *, prompts: int = 40, items: int = 16, seed: int = 7,
+               **extra: Any) -> Path:
+    """Sample prompts and vendor shards under root/inputs and a small config at root/config.yaml."""
+    from annotations.samples import write_sample_shards
+    from prefmix.samples import write_prompts
+
+    inputs = root / "inputs"
+    write_prompts(inputs / "prompts.parquet", prompts, seed=seed)
+    shards = write_sample_shards(inputs / "human", seed=seed, n_items=items)
+    data: dict[str, Any] = yaml.safe_load((REPO / "configs" / "demo.yaml").read_text())
+    data["store"] = str(root / "store")
+    data["prompts"] = [{"path": str(inputs / "prompts.parquet")}]
+    data["human"]["shards"] = [shard.model_dump(mode="json") for shard in shards]
+    data["human"]["calibration_sample"] = 8
+    data["teachers"] = [{"name": "tiny", "model": model, "endpoints": [teacher_url]}]
+    data["generation"]["sampling"]["max_tokens"] = 12
+    data["generation"]["chunk_size"] = 4
+    for dotted, value in extra.items():
+        node = data
+        *parents, leaf = dotted.split("__")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    path = root / "config.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def env_for(prefect_url: str | None, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("PREFMIX_CRASH_AT", "PREFMIX_STORE")}
+    if prefect_url:
+        env["PREFECT_API_URL"] = prefect_url
+    return {**env, **extra}
+
+
+def prefmix(*args: str, env: dict[str, str], timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*PREFMIX, *args], capture_output=True, text=True, cwd=REPO, env=env, timeout=timeout)
+
+
+def nightly(config: Path, day: str, env: dict[str, str], timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    return prefmix("run", "nightly", "--config", str(config), "--json", "--date", day, env=env, timeout=timeout)
+
+
+def start_nightly(config: Path, day: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    handle = open(log, "wb")
+    return subprocess.Popen([*PREFMIX, "run", "nightly", "--config", str(config), "--json", "--date", day],
+                            cwd=REPO, env=env, stdout=handle, stderr=subprocess.STDOUT)
+
+
+def kill(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(30)
+
+
+def one_line(stderr: str) -> str:
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in stderr, f"expected one stderr line, got:\n{stderr[-3000:]}"
+    return lines[0]
+
+
+# --- invariants -------------------------------------------------------------------------------------------------
+
+def latest(store: Path) -> str | None:
+    try:
+        return (store / "LATEST").read_text().strip() or None
+    except FileNotFoundError:
+        return None
+
+
+def verify(store: Path, batch_id: str, env: dict[str, str]) -> None:
+    done = prefmix("lineage", "verify", batch_id, "--store", str(store), env=env, timeout=300)
+    assert done.returncode == 0, f"lineage verify {batch_id}: {done.stdout[-1500:]} {done.stderr[-1500:]}"
+
+
+def check_published(store: Path, allowed: set[str | None], env: dict[str, str]) -> str | None:
+    """LATEST names one of `allowed`; that batch is complete (status published, files match its manifest)."""
+    current = latest(store)
+    assert current in allowed, f"LATEST is {current!r}, expected one of {allowed}"
+    if current is not None:
+        manifest = json.loads((store / "batches" / current / "manifest.json").read_text())
+        assert manifest["status_history"][-1]["status"] in ("published", "overridden")
+        verify(store, current, env)
+    # Every batch folder is whole: a manifest, and data files that match it (no half-published batch).
+    for area in ("batches", "quarantine"):
+        for batch in sorted((store / area).glob("*")) if (store / area).is_dir() else []:
+            assert (batch / "manifest.json").is_file(), f"{batch}: batch folder without a manifest"
+    return current
+
+
+def check_accounting(store: Path, run_id: str) -> dict[str, Any]:
+    """prompts_in == records + rejections; every prompt row exactly once; no record_id twice across chunks."""
+    run = store / "runs" / run_id
+    summary = json.loads((run / "summary.json").read_text())["summary"]
+    rejected = sum(summary["rejections"].values())
+    assert summary["prompts_in"] == summary["records"] + rejected, summary
+    records = pl.concat([pl.read_parquet(p) for p in sorted((run / "chunks").glob("chunk-*.parquet"))], how="diagonal_relaxed")
+    rejections = pl.concat([pl.read_parquet(p) for p in sorted((run / "rejections").glob("chunk-*.parquet"))], how="diagonal_relaxed")
+    assert records.height == summary["records"] and rejections.height == rejected
+    assert records["record_id"].n_unique() == records.height, "a record_id appears in two chunk files"
+    rows = pl.concat([records.select("origin_uri", "origin_row"), rejections.select("origin_uri", "origin_row")])
+    assert rows.height == summary["prompts_in"] and rows.unique().height == rows.height, "a prompt ended twice"
+    assert sorted(rows["origin_row"].to_list()) == list(range(summary["prompts_in"])), "a prompt was lost"
+    return summary
+
+
+def debris(store: Path) -> list[str]:
+    """What a successful run must not leave behind: staged batches and temp files outside run folders."""
+    found = [str(p) for p in (store / "staging").glob("*")] if (store / "staging").is_dir() else []
+    for area in (store, store / "batches", store / "quarantine"):
+        found += [str(p) for p in area.rglob(".*.tmp")] if area.is_dir() and area != store else []
+    found += [str(p) for p in store.glob(".*.tmp")]
+    return found
