@@ -54,7 +54,7 @@ def test_sigkill_during_publish_leaves_old_or_new_state(store, config, records, 
     else:
         assert after == "new"
         assert Ledger.for_store(store).batch_status("new") == "published"  # the ledger caught up
-    assert recover(store) == {"removed_staging": [], "finished_overrides": [], "latest": None, "indexed": []}
+    assert recover(store) == {"removed_staging": [], "finished_overrides": [], "latest": None, "indexed": [], "removed_tmp": []}
 
 
 def test_sigkill_during_quarantine_keeps_latest(store, config, records):
