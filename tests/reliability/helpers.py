@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 PREFMIX = [sys.executable, "-m", "prefmix.cli"]
@@ -21,29 +20,11 @@ DEAD_TEACHER = "http://127.0.0.1:9/v1"  # discard port: nothing listens, so any 
 def make_setup(root: Path, teacher_url: str, model: str, *, prompts: int = 40, items: int = 16, seed: int = 7,
                **extra: Any) -> Path:
     """Sample prompts and vendor shards under root/inputs and a small config at root/config.yaml."""
-    from annotations.samples import write_sample_shards
-    from prefmix.samples import write_prompts
+    from tests.flows.helpers import make_inputs, write_config
 
-    inputs = root / "inputs"
-    write_prompts(inputs / "prompts.parquet", prompts, seed=seed)
-    shards = write_sample_shards(inputs / "human", seed=seed, n_items=items)
-    data: dict[str, Any] = yaml.safe_load((REPO / "configs" / "demo.yaml").read_text())
-    data["store"] = str(root / "store")
-    data["prompts"] = [{"path": str(inputs / "prompts.parquet")}]
-    data["human"]["shards"] = [shard.model_dump(mode="json") for shard in shards]
-    data["human"]["calibration_sample"] = 8
-    data["teachers"] = [{"name": "tiny", "model": model, "endpoints": [teacher_url]}]
-    data["generation"]["sampling"]["max_tokens"] = 12
-    data["generation"]["chunk_size"] = 4
-    for dotted, value in extra.items():
-        node = data
-        *parents, leaf = dotted.split("__")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = value
-    path = root / "config.yaml"
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return path
+    inputs = make_inputs(root, prompts=prompts, items=items, seed=seed)
+    small = {"human__calibration_sample": 8, "generation__sampling__max_tokens": 12, "generation__chunk_size": 4}
+    return write_config(root, teacher_url, model, inputs, **{**small, **extra})
 
 
 def env_for(prefect_url: str | None, **extra: str) -> dict[str, str]:
