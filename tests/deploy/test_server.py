@@ -37,7 +37,8 @@ def deployed(prefect_server: PrefectServer, teacher_proxies: tuple[CountingProxy
              tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployed]:
     root = tmp_path_factory.mktemp("deployed")
     proxy = teacher_proxies[0]
-    inputs = make_inputs(root, prompts=60, items=60)
+    # Twice the prompts the 70/30 mix needs: the random-weight judge rejects a varying share (ties, empty).
+    inputs = make_inputs(root, prompts=120, items=60)
     config = write_config(root, proxy.base_url, vllm_teacher.model_name, inputs, generation__chunk_size=16,
                           generation__sampling__max_tokens=16, human__calibration_sample=0)
     server = prefect_server
@@ -86,7 +87,7 @@ def test_adhoc_generate_with_a_parameter_override_completes_and_lands_in_the_sto
     run = completed(deployed, flow_run["id"])
     assert run.name == "generate-tiny-5"
     summary = run_summary(deployed.store, "adhoc-five")
-    assert summary["summary"]["prompts_in"] == 5  # the override, not the config's 60 prompts
+    assert summary["summary"]["prompts_in"] == 5  # the override, not the config's 120 prompts
     meta = json.loads((deployed.store / "runs" / "adhoc-five" / "run.json").read_text())
     assert meta["fingerprint_inputs"]["limit"] == 5
     rows = pl.read_parquet(summary["record_files"]).height
