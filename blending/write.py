@@ -78,9 +78,10 @@ class ShardWriter:
         while self.buffered >= self._next():
             self._flush(self._next())
 
-    def _flush(self, rows: int) -> None:
+    def _flush(self, rows: int, last: bool = False) -> None:
+        """Hand `rows` buffered rows to the writer; on the last flush the final shard closes early."""
+        closes = self.in_shard + rows == self.shard_rows or (last and rows == self.buffered)
         pending = pa.concat_tables(self.buffer)
-        closes = self.in_shard + rows == self.shard_rows
         self._submit(pending.slice(0, rows), self.shard, closes)
         rest = pending.slice(rows)
         self.buffer = [rest] if rest.num_rows else []
@@ -107,17 +108,7 @@ class ShardWriter:
 
     def close(self) -> None:
         while self.buffered:
-            rows = min(self._next(), self.buffered)
-            closes = self.in_shard + rows == self.shard_rows or rows == self.buffered
-            pending = pa.concat_tables(self.buffer)
-            self._submit(pending.slice(0, rows), self.shard, closes)
-            rest = pending.slice(rows)
-            self.buffer = [rest] if rest.num_rows else []
-            self.buffered = rest.num_rows
-            self.in_shard += rows
-            if closes:
-                self.shard += 1
-                self.in_shard = 0
+            self._flush(min(self._next(), self.buffered), last=True)
         for future in self.pending:
             future.result()
         self.pending = []
