@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sqlite3
 import signal
 import subprocess
 import sys
@@ -51,6 +53,15 @@ def _generate_cmd(cfg_path: Path, run_id: str) -> list[str]:
     return [sys.executable, "-m", "prefmix.cli", "generate", "--config", str(cfg_path), "--run-id", run_id, "--no-progress"]
 
 
+def _cached_outside_chunks(run_dir: Path) -> int:
+    """Finished requests in the cache minus those of written chunks (stats are written before a chunk's records)."""
+    written = [int(p.name[6:11]) for p in run_dir.glob("chunks/*.parquet")]
+    in_chunks = sum(json.loads((run_dir / "stats" / f"chunk-{i:05d}.json").read_text())["requests_sent"] for i in written)
+    # a plain reader: the stopped writer may hold the write lock, which a SELECT under WAL never waits for
+    with contextlib.closing(sqlite3.connect(run_dir / "requests.sqlite", timeout=5)) as db:
+        return int(db.execute("SELECT count(*) FROM results").fetchone()[0]) - in_chunks
+
+
 def test_sigkill_mid_run_then_resume_accounts_exactly_once(vllm_teacher, tmp_path: Path) -> None:
     n = 160
     cfg_path = write_config(tmp_path, vllm_teacher.base_url, n, chunk_size=8)
@@ -62,9 +73,17 @@ def test_sigkill_mid_run_then_resume_accounts_exactly_once(vllm_teacher, tmp_pat
     proc = subprocess.Popen(_generate_cmd(cfg_path, "k1"), cwd=tmp_path, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
-    while len(list(run_dir.glob("chunks/*.parquet"))) < 4:
+    # Kill only at a moment when at least 4 chunks are written and some finished requests are not yet
+    # in a written chunk, so the resume below must take them from the cache. The check runs while the
+    # process is stopped (SIGSTOP), so what it sees on disk is exactly what the kill leaves.
+    while True:
         assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else "exited early"
-        assert time.monotonic() < deadline, "no progress"
+        assert time.monotonic() < deadline, "no moment with finished requests outside written chunks"
+        if len(list(run_dir.glob("chunks/*.parquet"))) >= 4:
+            proc.send_signal(signal.SIGSTOP)
+            if _cached_outside_chunks(run_dir) > 0:
+                break
+            proc.send_signal(signal.SIGCONT)
         time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
