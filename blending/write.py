@@ -1,25 +1,32 @@
 """Stream the selected rows from the inputs into train/eval Parquet shards.
 
-Inputs are read in order, one batch at a time (the next batch is read on a
-background thread while the current one is written); only row groups that hold
-selected rows are read. Output rows keep input order (human files, then
-synthetic, each sorted by path; rows in file order; upsampled copies adjacent),
-shards hold exactly `shard_rows` rows (the last one the rest), row groups have
-a fixed size, and the writer settings are fixed, so the same selection gives
-the same bytes. Shards are written to a hidden folder and renamed into place.
+Layout: output rows keep input order (human files, then synthetic, each sorted
+by path; rows in file order; upsampled copies adjacent); shards hold exactly
+`shard_rows` rows (the last one the rest); row groups have a fixed size and
+the writer settings are fixed, so the same selection gives the same bytes,
+whatever the number of threads. Shards are written to a hidden folder and
+renamed into place.
+
+Work: each shard of the larger split (normally train) is one task that reads
+just the input row groups holding its rows and writes its whole file. Tasks
+run side by side on a thread pool (Arrow decodes and zstd compresses with the
+GIL released), which is where the time goes. Rows of the smaller split that lie
+in a task's stretch of input are taken by the same task and handed back; the
+calling thread writes them, in task order, into that split's shards. So each
+input row group is decoded about once, and memory is a few row groups per
+thread, not the shard size.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import queue
 import shutil
-import threading
 import uuid
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, TypeVar
+from typing import Iterator
 
 import numpy as np
 import polars as pl
@@ -36,7 +43,7 @@ from blending.keys import Input
 
 READ_ROWS = 16_384
 ROW_GROUP_ROWS = 16_384  # small enough that buffered row groups stay ~50 MB each
-T = TypeVar("T")
+MAX_WORKERS = 8
 
 
 def shard_names(prefix: str, rows: int, shard_rows: int) -> list[str]:
@@ -45,16 +52,9 @@ def shard_names(prefix: str, rows: int, shard_rows: int) -> list[str]:
 
 
 class ShardWriter:
-    """Writes a stream of tables as fixed-size shards with fixed-size row groups.
+    """Writes a stream of tables as fixed-size shards (files `names`) with fixed-size row groups."""
 
-    Encoding and compression run on `pool` (one thread, so writes stay in order)
-    while the caller reads and selects the next rows; at most `PENDING` row
-    groups wait, which bounds memory.
-    """
-
-    PENDING = 1
-
-    def __init__(self, directory: Path, names: list[str], shard_rows: int, pool: ThreadPoolExecutor) -> None:
+    def __init__(self, directory: Path, names: list[str], shard_rows: int) -> None:
         self.directory = directory
         self.names = names
         self.shard_rows = shard_rows
@@ -64,8 +64,6 @@ class ShardWriter:
         self.shard = 0
         self.in_shard = 0
         self.writer: pq.ParquetWriter | None = None
-        self.pool = pool
-        self.pending: list[Future[None]] = []
 
     def _next(self) -> int:
         return min(self.group_rows, self.shard_rows - self.in_shard)
@@ -79,74 +77,62 @@ class ShardWriter:
             self._flush(self._next())
 
     def _flush(self, rows: int, last: bool = False) -> None:
-        """Hand `rows` buffered rows to the writer; on the last flush the final shard closes early."""
+        """Write `rows` buffered rows as one row group; on the last flush the final shard closes early."""
         closes = self.in_shard + rows == self.shard_rows or (last and rows == self.buffered)
         pending = pa.concat_tables(self.buffer)
-        self._submit(pending.slice(0, rows), self.shard, closes)
+        if self.writer is None:
+            path = self.directory / self.names[self.shard]
+            self.writer = pq.ParquetWriter(path, SCHEMA, compression="zstd", write_statistics=True)
+        # one contiguous chunk: Arrow cuts pages per input chunk, so bytes would depend on how rows were read
+        self.writer.write_table(pending.slice(0, rows).combine_chunks(), row_group_size=rows)
         rest = pending.slice(rows)
         self.buffer = [rest] if rest.num_rows else []
         self.buffered = rest.num_rows
         self.in_shard += rows
         if closes:
-            self.shard += 1
-            self.in_shard = 0
-
-    def _submit(self, group: pa.Table, shard: int, closes: bool) -> None:
-        while len(self.pending) >= self.PENDING:
-            self.pending.pop(0).result()
-        self.pending.append(self.pool.submit(self._write_group, group, shard, closes))
-
-    def _write_group(self, group: pa.Table, shard: int, closes: bool) -> None:
-        if self.writer is None:
-            path = self.directory / self.names[shard]
-            self.writer = pq.ParquetWriter(path, SCHEMA, compression="zstd", write_statistics=True)
-        self.writer.write_table(group, row_group_size=group.num_rows)
-        if closes:
             self.writer.close()
             self.writer = None
+            self.shard += 1
+            self.in_shard = 0
             crash_point("blend:mid-write")
 
     def close(self) -> None:
         while self.buffered:
             self._flush(min(self._next(), self.buffered), last=True)
-        for future in self.pending:
-            future.result()
-        self.pending = []
         if self.shard != len(self.names):
             raise RuntimeError(f"wrote {self.shard} shards, planned {len(self.names)}")
 
+    def abort(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
 
-def prefetch(items: Iterable[T], depth: int = 2) -> Iterator[T]:
-    """Yield items produced on a background thread (Arrow releases the GIL while it decodes)."""
-    box: queue.Queue[tuple[bool, object]] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
 
-    def produce() -> None:
-        try:
-            for item in items:
-                if stop.is_set():
-                    return
-                box.put((True, item))
-            box.put((False, None))
-        except BaseException as exc:  # handed to the consumer
-            box.put((False, exc))
+@dataclass(frozen=True)
+class Layout:
+    """One entry per output row (copies expanded), in input order, cut into one task per shard of the major split."""
 
-    thread = threading.Thread(target=produce, daemon=True)
-    thread.start()
-    try:
-        while True:
-            ok, item = box.get()
-            if not ok:
-                if isinstance(item, BaseException):
-                    raise item
-                return
-            yield item  # type: ignore[misc]
-    finally:
-        stop.set()
-        with contextlib.suppress(queue.Empty):
-            while True:
-                box.get_nowait()
-        thread.join(timeout=5)
+    file: np.ndarray
+    row: np.ndarray
+    major: np.ndarray  # the row belongs to the major split
+    bounds: np.ndarray  # task k covers entries bounds[k]:bounds[k + 1]
+    major_is_eval: bool
+
+    def tasks(self) -> int:
+        return len(self.bounds) - 1
+
+
+def layout(selection: pl.DataFrame, shard_rows: int) -> Layout:
+    """Expand copies and cut the rows where each major shard starts; minor rows go with the major rows before them."""
+    copies = selection["copies"].to_numpy()
+    file = np.repeat(selection["file"].to_numpy(), copies)
+    row = np.repeat(selection["row"].to_numpy(), copies)
+    is_eval = np.repeat(selection["eval"].to_numpy(), copies)
+    major_is_eval = 2 * int(is_eval.sum()) > len(is_eval)
+    major = is_eval if major_is_eval else ~is_eval
+    starts = np.flatnonzero(major)[::shard_rows]
+    bounds = np.concatenate([[0], starts[1:], [len(file)]]) if len(starts) else np.zeros(1, np.int64)
+    return Layout(file, row, major, bounds.astype(np.int64), major_is_eval)
 
 
 def canonical(table: pa.Table, path: str) -> pa.Table:
@@ -167,69 +153,91 @@ def canonical(table: pa.Table, path: str) -> pa.Table:
 
 
 def _batches(item: Input, rows: np.ndarray) -> Iterator[tuple[int, pa.RecordBatch]]:
-    """(first row, batch) for the row groups of one file that hold selected rows."""
+    """(first row, batch) for the batches of one file that hold any of `rows` (sorted); stops after the last."""
     handle = pq.ParquetFile(item.path)
+    last = int(rows[-1])
     start = 0
     for group in range(handle.num_row_groups):
+        if start > last:
+            return
         size = handle.metadata.row_group(group).num_rows
         lo, hi = np.searchsorted(rows, [start, start + size])
         if hi > lo:
             offset = start
             for batch in handle.iter_batches(batch_size=READ_ROWS, row_groups=[group]):
+                if offset > last:
+                    break
                 yield offset, batch
                 offset += batch.num_rows
         start += size
 
 
-def _stream(inputs: list[Input], selection: pl.DataFrame) -> Iterator[tuple[Input, int, pa.RecordBatch, pl.DataFrame]]:
-    for index, item in enumerate(inputs):
-        chosen = selection.filter(pl.col("file") == index)
-        if chosen.height == 0:
-            continue
-        rows = chosen["row"].to_numpy()
-        for offset, batch in _batches(item, rows):
-            yield item, offset, batch, chosen
+def _constant(value: str, n: int) -> pa.Array:
+    return pc.take(pa.array([value], pa.string()), pa.array(np.zeros(n, np.int32)))
+
+
+def _labelled(part: pa.Table, batch_id: str, split: str) -> pa.Table:
+    n = part.num_rows
+    part = part.set_column(SCHEMA.get_field_index("batch_id"), SCHEMA.field("batch_id"), _constant(batch_id, n))
+    return part.set_column(SCHEMA.get_field_index("split"), SCHEMA.field("split"), _constant(split, n))
+
+
+def _task(inputs: list[Input], plan: Layout, k: int, writer: ShardWriter, batch_id: str) -> pa.Table | None:
+    """Write major shard k; return the task's minor rows (or None)."""
+    lo, hi = int(plan.bounds[k]), int(plan.bounds[k + 1])
+    files, rows, major = plan.file[lo:hi], plan.row[lo:hi], plan.major[lo:hi]
+    names = ("eval", "train") if plan.major_is_eval else ("train", "eval")
+    minor: list[pa.Table] = []
+    try:
+        for index in np.unique(files):
+            a, b = np.searchsorted(files, [index, index + 1])
+            item = inputs[int(index)]
+            in_file, flags = rows[a:b], major[a:b]
+            for offset, batch in _batches(item, in_file):
+                i, j = np.searchsorted(in_file, [offset, offset + batch.num_rows])
+                if j == i:
+                    continue
+                table = canonical(pa.Table.from_batches([batch]), item.path)
+                take, keep = in_file[i:j] - offset, flags[i:j]
+                if keep.any():
+                    writer.write(_labelled(table.take(pa.array(take[keep])), batch_id, names[0]))
+                if not keep.all():
+                    minor.append(_labelled(table.take(pa.array(take[~keep])), batch_id, names[1]))
+        writer.close()
+    except BaseException:
+        writer.abort()
+        raise
+    return pa.concat_tables(minor) if minor else None
 
 
 def write_shards(
-    inputs: list[Input], selection: pl.DataFrame, out_dir: Path, batch_id: str, shard_rows: int
+    inputs: list[Input], selection: pl.DataFrame, out_dir: Path, batch_id: str, shard_rows: int,
+    workers: int | None = None,
 ) -> list[str]:
     """Write the selection (file, row, copies, eval) as data/train-*.parquet and data/eval-*.parquet."""
-    eval_rows = int(selection.filter(pl.col("eval"))["copies"].sum() or 0)
-    train_rows = int(selection["copies"].sum() or 0) - eval_rows
+    plan = layout(selection, shard_rows)
+    major_rows = int(plan.major.sum())
+    minor_rows = len(plan.major) - major_rows
+    train_rows, eval_rows = (minor_rows, major_rows) if plan.major_is_eval else (major_rows, minor_rows)
+    names = {"train": shard_names("train", train_rows, shard_rows), "eval": shard_names("eval", eval_rows, shard_rows)}
+    major_names, minor_names = (names["eval"], names["train"]) if plan.major_is_eval else (names["train"], names["eval"])
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = out_dir / f".data.tmp-{uuid.uuid4().hex}"
     tmp.mkdir()
-    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="blend-writer")
+    workers = max(1, min(workers or os.cpu_count() or 1, MAX_WORKERS, max(plan.tasks(), 1)))
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="blend-shard")
+    minor = ShardWriter(tmp, minor_names, shard_rows)
+    running: deque[Future[pa.Table | None]] = deque()
     try:
-        writers = {
-            False: ShardWriter(tmp, shard_names("train", train_rows, shard_rows), shard_rows, pool),
-            True: ShardWriter(tmp, shard_names("eval", eval_rows, shard_rows), shard_rows, pool),
-        }
-        batch_value = pa.array([batch_id], pa.string())
-        split_value = pa.array(["train", "eval"], pa.string())
-        ready: tuple[int, np.ndarray, np.ndarray, np.ndarray] | None = None
-        for item, offset, batch, chosen in prefetch(_stream(inputs, selection)):
-            if ready is None or ready[0] != id(chosen):
-                ready = (id(chosen), chosen["row"].to_numpy(), chosen["copies"].to_numpy(), chosen["eval"].to_numpy())
-            _, rows, copies, is_eval = ready
-            lo, hi = np.searchsorted(rows, [offset, offset + batch.num_rows])
-            if hi == lo:
-                continue
-            take = np.repeat(rows[lo:hi] - offset, copies[lo:hi])
-            flags = np.repeat(is_eval[lo:hi], copies[lo:hi])
-            table = canonical(pa.Table.from_batches([batch]), item.path)
-            for flag in (False, True):
-                idx = take[flags == flag]
-                if idx.size == 0:
-                    continue
-                part = table.take(pa.array(idx))
-                n = part.num_rows
-                part = part.set_column(SCHEMA.get_field_index("batch_id"), SCHEMA.field("batch_id"), pc.take(batch_value, pa.array(np.zeros(n, np.int32))))
-                part = part.set_column(SCHEMA.get_field_index("split"), SCHEMA.field("split"), pc.take(split_value, pa.array(np.full(n, int(flag), np.int32))))
-                writers[flag].write(part)
-        for writer in writers.values():
-            writer.close()
+        for k in range(plan.tasks()):
+            writer = ShardWriter(tmp, [major_names[k]], shard_rows)
+            running.append(pool.submit(_task, inputs, plan, k, writer, batch_id))
+            # at most `workers` tasks ahead of the minor writer: bounds the minor rows held in memory
+            while len(running) > workers:
+                _write_minor(minor, running.popleft().result())
+        while running:
+            _write_minor(minor, running.popleft().result())
+        minor.close()
         for name in os.listdir(tmp):
             with open(tmp / name, "rb") as handle:
                 os.fsync(handle.fileno())
@@ -242,8 +250,16 @@ def write_shards(
         fsync_dir(out_dir)
         shutil.rmtree(old, ignore_errors=True)
     except BaseException:
+        for future in running:
+            future.cancel()
         pool.shutdown(wait=True, cancel_futures=True)
+        minor.abort()
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     pool.shutdown(wait=True)
-    return [f"data/{name}" for name in writers[False].names + writers[True].names]
+    return [f"data/{name}" for name in names["train"] + names["eval"]]
+
+
+def _write_minor(minor: ShardWriter, part: pa.Table | None) -> None:
+    if part is not None:
+        minor.write(part)

@@ -47,6 +47,43 @@ def test_same_config_same_inputs_give_identical_bytes(pair: tuple[Path, Path], t
     assert (tmp_path / "one" / "report" / "composition.png").stat().st_size > 1000
 
 
+@pytest.mark.parametrize("eval_fraction", [0.2, 0.8])
+def test_bytes_do_not_depend_on_threads_or_read_batches(
+    pair: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, eval_fraction: float
+) -> None:
+    import blending.write as write
+
+    human, synthetic = pair
+    # medicine needs 150 of each source from 50 human / 100 synthetic rows: copies, some across shard cuts
+    cfg = config(
+        ratios={"human": 0.5, "synthetic": 0.5}, size=600, domain_shares={"general": 0.5, "medicine": 0.5},
+        upsample={"allowed": True, "max_repeats": 3}, shard_rows=16, eval_fraction=eval_fraction,
+    )
+    runs = {}
+    for name, workers, read_rows in (("default", write.MAX_WORKERS, write.READ_ROWS), ("one-thread", 1, 7), ("four", 4, 1000)):
+        monkeypatch.setattr(write, "MAX_WORKERS", workers)
+        monkeypatch.setattr(write, "READ_ROWS", read_rows)
+        result = blend(cfg, [human], [synthetic], tmp_path / name, "b")
+        runs[name] = (result, hashes(tmp_path / name, result.files))
+    (result, first), *others = runs.values()
+    assert all(h == first for _, h in others)
+    assert result.rows == 600 and len(result.files) > 10
+    rows = read_all(tmp_path / "default", result.files)
+    assert rows.height == 600
+    splits = result.summary["splits"]
+    assert (splits["eval"] > splits["train"]) == (eval_fraction > 0.5)
+    for split in ("train", "eval"):
+        files = [f for f in result.files if f.startswith(f"data/{split}-")]
+        sizes = [pq.read_metadata(tmp_path / "default" / f).num_rows for f in files]
+        assert sum(sizes) == splits[split] and all(n == 16 for n in sizes[:-1])
+        assert set(read_all(tmp_path / "default", files)["split"]) == {split}
+    # upsampled copies stay adjacent and in input order inside each split
+    for split in ("train", "eval"):
+        part = rows.filter(pl.col("split") == split)
+        order = part.select("origin_uri", "origin_row").rows()
+        assert order == sorted(order, key=lambda r: (r[0].startswith("file:///vendor/s"), r[0], r[1]))
+
+
 def test_rerun_into_same_folder_replaces_shards(pair: tuple[Path, Path], tmp_path: Path) -> None:
     human, synthetic = pair
     blend(config(ratios={"human": 0.7, "synthetic": 0.3}, shard_rows=20), [human], [synthetic], tmp_path / "out", "b")
