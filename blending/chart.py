@@ -30,7 +30,14 @@ def composition_png(summary: dict[str, Any], path: Path) -> Path:
     for i, (label, counts, source, color, hatch) in enumerate(series):
         xs = [d + (i - 1.5) * width for d in range(len(domains))]
         ax.bar(xs, [counts.get(dom, {}).get(source, 0) for dom in domains], width, label=label, color=color, hatch=hatch)
-    ax.set_xticks(range(len(domains)), domains)
+    # the achieved share under each domain: the number the ratio config is about
+    labels = []
+    for dom in domains:
+        got = achieved.get(dom, {})
+        total = sum(got.values())
+        shares = " / ".join(f"{100 * got.get(src, 0) / total:.0f}%" for src in ("human", "synthetic")) if total else "empty"
+        labels.append(f"{dom}\n{total} rows\nhuman / synthetic {shares}")
+    ax.set_xticks(range(len(domains)), labels, fontsize=8)
     ax.set_ylabel("rows")
     ax.set_title(f"blend composition: {summary.get('rows', 0)} rows (ratio = share of output rows)")
     ax.legend(fontsize=8)

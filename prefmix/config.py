@@ -122,26 +122,37 @@ class Generation(Model):
 
 
 class Upsample(Model):
-    allowed: bool = False
-    max_repeats: int = Field(1, ge=1)
+    allowed: bool = Field(False, description="let a cell short of rows repeat rows instead of failing")
+    max_repeats: int = Field(1, ge=1, description="most copies of one row in the output (1: no repetition)")
 
 
 class Dedup(Model):
-    prompts: bool = True
+    prompts: bool = Field(True, description="also drop pairs whose normalized prompt was seen (human wins)")
 
 
 class Blend(Model):
-    ratios: dict[str, Fraction] = Field(default_factory=lambda: {"human": 0.7, "synthetic": 0.3})
-    domain_ratios: dict[str, dict[str, Fraction]] = Field(default_factory=dict)
-    teacher_shares: dict[str, Fraction] = Field(default_factory=dict)
-    size: int | Literal["all_human"] = "all_human"
+    """How to mix. A ratio is a share of OUTPUT ROWS: not a sampling probability, a share of a source, or of tokens."""
+
+    ratios: dict[str, Fraction] = Field(
+        default_factory=lambda: {"human": 0.7, "synthetic": 0.3},
+        description="share of each domain's output rows per source (human, synthetic); sums to 1",
+    )
+    domain_ratios: dict[str, dict[str, Fraction]] = Field(
+        default_factory=dict, description="per-domain replacement of `ratios`, e.g. medicine: {human: 0.9, synthetic: 0.1}"
+    )
+    teacher_shares: dict[str, Fraction] = Field(
+        default_factory=dict, description="share of each domain's synthetic output rows per teacher; sums to 1"
+    )
+    size: int | Literal["all_human"] = Field(
+        "all_human", description="output rows, or 'all_human': every eligible human row plus synthetic rows to match the ratio"
+    )
     domain_shares: dict[str, Fraction] = Field(
         default_factory=dict, description="share of output rows per domain when size is a number (default: as available)"
     )
     upsample: Upsample = Field(default_factory=Upsample)
     dedup: Dedup = Field(default_factory=Dedup)
-    eval_fraction: Fraction = 0.05
-    shard_rows: int = Field(100_000, ge=1)
+    eval_fraction: Fraction = Field(0.05, description="share of prompts (by a hash of the normalized prompt) that go to eval")
+    shard_rows: int = Field(100_000, ge=1, description="rows per output Parquet shard (the last holds the rest)")
 
     @field_validator("ratios", "teacher_shares")
     @classmethod
