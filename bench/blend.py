@@ -15,7 +15,7 @@
        probabilities 0.7/0.3, write Parquet (its fastest path: flatten_indices()
        before writing is twice as slow), on the whole input by default; with
        --interleave-rows N on the first files holding about N rows, extrapolated
-       by throughput (said so in the output). About 20 minutes at 5M rows.
+       by throughput (said so in the output). About 30 minutes at 5M rows.
 Throughput is input rows per second. The last line is JSON.
 """
 

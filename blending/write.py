@@ -116,7 +116,11 @@ class Layout:
     row: np.ndarray
     major: np.ndarray  # the row belongs to the major split
     bounds: np.ndarray  # task k covers entries bounds[k]:bounds[k + 1]
-    major_is_eval: bool
+    splits: tuple[str, str]  # (major, minor): ("train", "eval") unless eval has more rows
+
+    def rows(self) -> dict[str, int]:
+        major = int(self.major.sum())
+        return {self.splits[0]: major, self.splits[1]: len(self.major) - major}
 
     def tasks(self) -> int:
         return len(self.bounds) - 1
@@ -132,7 +136,7 @@ def layout(selection: pl.DataFrame, shard_rows: int) -> Layout:
     major = is_eval if major_is_eval else ~is_eval
     starts = np.flatnonzero(major)[::shard_rows]
     bounds = np.concatenate([[0], starts[1:], [len(file)]]) if len(starts) else np.zeros(1, np.int64)
-    return Layout(file, row, major, bounds.astype(np.int64), major_is_eval)
+    return Layout(file, row, major, bounds.astype(np.int64), ("eval", "train") if major_is_eval else ("train", "eval"))
 
 
 def canonical(table: pa.Table, path: str) -> pa.Table:
@@ -182,11 +186,11 @@ def _labelled(part: pa.Table, batch_id: str, split: str) -> pa.Table:
     return part.set_column(SCHEMA.get_field_index("split"), SCHEMA.field("split"), _constant(split, n))
 
 
-def _task(inputs: list[Input], plan: Layout, k: int, writer: ShardWriter, batch_id: str) -> pa.Table | None:
-    """Write major shard k; return the task's minor rows (or None)."""
+def _task(inputs: list[Input], plan: Layout, k: int, writer: ShardWriter, batch_id: str) -> list[pa.Table]:
+    """Write major shard k; return the task's minor rows, in input order."""
     lo, hi = int(plan.bounds[k]), int(plan.bounds[k + 1])
     files, rows, major = plan.file[lo:hi], plan.row[lo:hi], plan.major[lo:hi]
-    names = ("eval", "train") if plan.major_is_eval else ("train", "eval")
+    names = plan.splits
     minor: list[pa.Table] = []
     try:
         for index in np.unique(files):
@@ -207,7 +211,7 @@ def _task(inputs: list[Input], plan: Layout, k: int, writer: ShardWriter, batch_
     except BaseException:
         writer.abort()
         raise
-    return pa.concat_tables(minor) if minor else None
+    return minor
 
 
 def write_shards(
@@ -216,27 +220,27 @@ def write_shards(
 ) -> list[str]:
     """Write the selection (file, row, copies, eval) as data/train-*.parquet and data/eval-*.parquet."""
     plan = layout(selection, shard_rows)
-    major_rows = int(plan.major.sum())
-    minor_rows = len(plan.major) - major_rows
-    train_rows, eval_rows = (minor_rows, major_rows) if plan.major_is_eval else (major_rows, minor_rows)
-    names = {"train": shard_names("train", train_rows, shard_rows), "eval": shard_names("eval", eval_rows, shard_rows)}
-    major_names, minor_names = (names["eval"], names["train"]) if plan.major_is_eval else (names["train"], names["eval"])
+    names = {split: shard_names(split, rows, shard_rows) for split, rows in plan.rows().items()}
+    major_names, minor_names = (names[split] for split in plan.splits)
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = out_dir / f".data.tmp-{uuid.uuid4().hex}"
     tmp.mkdir()
-    workers = max(1, min(workers or os.cpu_count() or 1, MAX_WORKERS, max(plan.tasks(), 1)))
+    workers = min(workers or os.cpu_count() or 1, MAX_WORKERS, max(plan.tasks(), 1))
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="blend-shard")
     minor = ShardWriter(tmp, minor_names, shard_rows)
-    running: deque[Future[pa.Table | None]] = deque()
+    running: deque[Future[list[pa.Table]]] = deque()
+
+    def drain(ahead: int) -> None:
+        """Write finished tasks' minor rows, in task order, until at most `ahead` tasks are outstanding."""
+        while len(running) > ahead:
+            for part in running.popleft().result():
+                minor.write(part)
+
     try:
         for k in range(plan.tasks()):
-            writer = ShardWriter(tmp, [major_names[k]], shard_rows)
-            running.append(pool.submit(_task, inputs, plan, k, writer, batch_id))
-            # at most `workers` tasks ahead of the minor writer: bounds the minor rows held in memory
-            while len(running) > workers:
-                _write_minor(minor, running.popleft().result())
-        while running:
-            _write_minor(minor, running.popleft().result())
+            running.append(pool.submit(_task, inputs, plan, k, ShardWriter(tmp, [major_names[k]], shard_rows), batch_id))
+            drain(workers)  # bounds the minor rows held in memory
+        drain(0)
         minor.close()
         for name in os.listdir(tmp):
             with open(tmp / name, "rb") as handle:
@@ -250,16 +254,9 @@ def write_shards(
         fsync_dir(out_dir)
         shutil.rmtree(old, ignore_errors=True)
     except BaseException:
-        for future in running:
-            future.cancel()
         pool.shutdown(wait=True, cancel_futures=True)
         minor.abort()
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     pool.shutdown(wait=True)
     return [f"data/{name}" for name in names["train"] + names["eval"]]
-
-
-def _write_minor(minor: ShardWriter, part: pa.Table | None) -> None:
-    if part is not None:
-        minor.write(part)
