@@ -37,7 +37,7 @@ from typing import Any
 
 import polars as pl
 
-from annotations.readers import ROW, Shard
+from prefmix.annotations.readers import ROW, Shard
 from prefmix.config import Aggregation
 from prefmix.records import conform, empty, with_record_id
 

@@ -73,7 +73,7 @@ def by_review_pass(frame: pl.DataFrame, excluded: list[str]) -> dict[str, dict[s
     Cumulative, not pass-only, because a second pass usually revisits a subset;
     comparing 'after pass 1' with 'after pass 2' shows whether the pass helped.
     """
-    from annotations.aggregate import latest_votes
+    from prefmix.annotations.aggregate import latest_votes
 
     frame = frame.filter(~pl.col("annotator_id").is_in(pl.Series(excluded, dtype=pl.String).implode()))
     out: dict[str, dict[str, Any]] = {}

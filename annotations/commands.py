@@ -31,7 +31,7 @@ def _shards(args: argparse.Namespace, config: Any) -> list[Any]:
 
     import pyarrow.parquet as pq
 
-    from annotations.readers import detect_layout
+    from prefmix.annotations.readers import detect_layout
     from prefmix.config import HumanShard
     from prefmix.errors import ConfigError
 
@@ -62,8 +62,8 @@ def run_report(args: argparse.Namespace) -> int:
 
     from rich.console import Console
 
-    from annotations.ingest import ingest_shards
-    from annotations.report import plot_accuracy, render
+    from prefmix.annotations.ingest import ingest_shards
+    from prefmix.annotations.report import plot_accuracy, render
     from prefmix.config import Config, load
 
     from prefmix.errors import UserError

@@ -17,9 +17,9 @@ from typing import Any
 
 import polars as pl
 
-from annotations import agreement
-from annotations.aggregate import Aggregated, aggregate, empty_rejections
-from annotations.readers import Shard, read_shard
+from prefmix.annotations import agreement
+from prefmix.annotations.aggregate import Aggregated, aggregate, empty_rejections
+from prefmix.annotations.readers import Shard, read_shard
 from prefmix.config import Aggregation, Config, HumanShard
 from prefmix.records import empty
 

@@ -30,9 +30,9 @@ import pyarrow.parquet as pq
 # this file is named like the package it measures: keep bench/ off the import path
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
-from annotations.aggregate import aggregate  # noqa: E402
-from annotations.ingest import ingest_shards  # noqa: E402
-from annotations.readers import read_shard  # noqa: E402
+from prefmix.annotations.aggregate import aggregate  # noqa: E402
+from prefmix.annotations.ingest import ingest_shards  # noqa: E402
+from prefmix.annotations.readers import read_shard  # noqa: E402
 from prefmix.config import Aggregation, HumanShard  # noqa: E402
 
 DOMAINS = ["general", "finance", "medicine", "law"]

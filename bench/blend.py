@@ -235,7 +235,7 @@ CHILD = """
 import json, sys, time
 from pathlib import Path
 from prefmix.config import parse
-from blending import blend
+from prefmix.blending import blend
 args = json.loads(sys.argv[1])
 started = time.perf_counter()
 result = blend(parse(args["config"]), args["human"], args["synthetic"], Path(args["out"]), "bench")
@@ -289,7 +289,7 @@ def run_copy(files: list[str], out: Path) -> tuple[float, float]:
     """Plain pyarrow: read each file, write it back with the blend's writer settings. (wall s, cpu s)"""
     import pyarrow.parquet as pq
 
-    from blending.write import ROW_GROUP_ROWS
+    from prefmix.blending.write import ROW_GROUP_ROWS
 
     out.mkdir(parents=True, exist_ok=True)
     before = resource.getrusage(resource.RUSAGE_SELF)

@@ -166,11 +166,11 @@ def child_gate(folder: Path) -> dict:
     from prefmix.config import parse
 
     started = time.perf_counter()
-    from validators import suite
+    from prefmix.validators import suite
 
     suite._context()  # GX import + ephemeral context: once per process
     ready, cpu = time.perf_counter(), cpu_s()
-    from validators.gate import run_gate
+    from prefmix.validators.gate import run_gate
 
     result = run_gate(parse(config_data()), folder)
     done = time.perf_counter()
@@ -182,7 +182,7 @@ def child_blend(folder: Path, out: Path) -> dict:
     from prefmix.config import parse
 
     started, cpu = time.perf_counter(), cpu_s()
-    from blending.blend import blend
+    from prefmix.blending.blend import blend
 
     files = sorted(str(p) for p in (folder / "data").glob("*.parquet"))
     human = [f for f in files if Path(f).name.startswith("human-")]

@@ -38,7 +38,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from generators.client import ChatClient  # noqa: E402
+from prefmix.generators.client import ChatClient  # noqa: E402
 from prefmix.config import load  # noqa: E402
 from prefmix.store import Store  # noqa: E402
 
@@ -51,7 +51,7 @@ def server() -> Iterator[tuple[str, str]]:
     if url:
         yield url, "tiny-teacher"
         return
-    from generators.vllm_server import VLLMServer, build_tiny_teacher
+    from prefmix.generators.vllm_server import VLLMServer, build_tiny_teacher
 
     model = build_tiny_teacher(REPO / ".prefmix" / "tiny-teacher", seed=0)
     with VLLMServer(model, name="tiny-teacher", port=0, log_path=Path(tempfile.gettempdir()) / "bench-vllm.log") as srv:
@@ -103,7 +103,7 @@ def cpu_seconds() -> float:
 
 def run_prefmix(config_path: Path, run_id: str, nonce: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """One fresh generate() run; returns its measures and the payloads it sent, in order."""
-    from generators.run import generate
+    from prefmix.generators.run import generate
 
     sent: list[dict[str, Any]] = []
     original = ChatClient.chat

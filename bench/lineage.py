@@ -28,9 +28,9 @@ import polars as pl
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from lineage import audit  # noqa: E402
-from lineage.manifest import build_manifest, code_version  # noqa: E402
-from lineage.publish import publish, stage_dir  # noqa: E402
+from prefmix.lineage import audit  # noqa: E402
+from prefmix.lineage.manifest import build_manifest, code_version  # noqa: E402
+from prefmix.lineage.publish import publish, stage_dir  # noqa: E402
 from prefmix.config import Config  # noqa: E402
 from prefmix.records import POLARS_SCHEMA, conform, to_arrow, with_record_id  # noqa: E402
 from prefmix.store import Store, atomic_write_json, write_parquet  # noqa: E402

@@ -25,6 +25,6 @@ streamed shards. See docs/blending.md.
 """
 
 # blending.blend keeps its heavy imports (Polars, Arrow) inside blend(), so this stays cheap for `prefmix --help`
-from blending.blend import BlendResult, blend
+from prefmix.blending.blend import BlendResult, blend
 
 __all__ = ["BlendResult", "blend"]

@@ -39,14 +39,14 @@ def blend(config: Config, human: list[str | Path], synthetic: list[str | Path], 
 
     from prefmix.store import atomic_write_json
 
-    from blending import keys as keypass
-    from blending.chart import composition_png
-    from blending.dedup import dedup
-    from blending.eligible import eligible
-    from blending.quotas import SOURCES, cells, check_sources, plan, raise_shortfalls, shortfalls
-    from blending.sample import available, select, with_cell
-    from blending.split import eval_expr, threshold
-    from blending.write import write_shards
+    from prefmix.blending import keys as keypass
+    from prefmix.blending.chart import composition_png
+    from prefmix.blending.dedup import dedup
+    from prefmix.blending.eligible import eligible
+    from prefmix.blending.quotas import SOURCES, cells, check_sources, plan, raise_shortfalls, shortfalls
+    from prefmix.blending.sample import available, select, with_cell
+    from prefmix.blending.split import eval_expr, threshold
+    from prefmix.blending.write import write_shards
 
     settings = config.blend
     domains = list(config.domains)

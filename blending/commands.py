@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     from prefmix.errors import ConfigError
     from prefmix.store import Store
 
-    from blending import blend
+    from prefmix.blending import blend
 
     config = load(args.config, args.set)
     batch_id = args.batch_id or datetime.now(timezone.utc).strftime("blend-%Y%m%dT%H%M%SZ")

@@ -6,7 +6,7 @@ import polars as pl
 
 from prefmix.config import Blend
 
-from blending.quotas import ratios
+from prefmix.blending.quotas import ratios
 
 
 def eligible(keys: pl.DataFrame, blend: Blend, domains: list[str]) -> tuple[pl.DataFrame, dict[str, int]]:

@@ -190,7 +190,7 @@ def _scan_in_workers(jobs: list[tuple[Input, int]], workers: int) -> list[pl.Dat
                 group = [[item.path, item.source, item.rows, index, outs[index]] for item, index in jobs[w::workers]]
                 spec = Path(tmp) / f"worker-{w}.json"
                 spec.write_text(json.dumps({"jobs": group}), encoding="utf-8")
-                procs.append(subprocess.Popen([sys.executable, "-m", "blending.keyworker", str(spec)], stderr=subprocess.PIPE))
+                procs.append(subprocess.Popen([sys.executable, "-m", "prefmix.blending.keyworker", str(spec)], stderr=subprocess.PIPE))
             errors = [(proc.wait(), proc.stderr.read().decode("utf-8", "replace").strip() if proc.stderr else "") for proc in procs]
         finally:
             for proc in procs:

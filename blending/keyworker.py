@@ -1,4 +1,4 @@
-"""Key-pass worker: `python -m blending.keyworker SPEC.json` writes one Arrow IPC key file per input file.
+"""Key-pass worker: `python -m prefmix.blending.keyworker SPEC.json` writes one Arrow IPC key file per input file.
 
 A plain child process (not multiprocessing) so that blend() can be called from
 any script: multiprocessing's spawn re-imports the caller's main module, which
@@ -16,7 +16,7 @@ from prefmix.errors import UserError
 
 
 def main(argv: list[str]) -> int:
-    from blending.keys import Input, file_keys
+    from prefmix.blending.keys import Input, file_keys
 
     spec = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
     try:

@@ -14,7 +14,7 @@ from fractions import Fraction
 
 import polars as pl
 
-from blending.quotas import exact
+from prefmix.blending.quotas import exact
 
 
 def threshold(eval_fraction: float) -> int:

@@ -39,7 +39,7 @@ from prefmix.errors import InputError
 from prefmix.records import SCHEMA
 from prefmix.store import fsync_dir
 
-from blending.keys import Input
+from prefmix.blending.keys import Input
 
 READ_ROWS = 16_384
 ROW_GROUP_ROWS = 16_384  # small enough that buffered row groups stay ~50 MB each

@@ -15,7 +15,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
-from flows.steps import blend_batch, ingest_human, write_human_records
+from prefmix.flows.steps import blend_batch, ingest_human, write_human_records
 from prefmix.config import Config, load
 from prefmix.errors import InputError
 from prefmix.store import Store, sha256_file

@@ -80,8 +80,8 @@ def _run_flow(config_path: str, overrides: list[str], run_date: str | None, limi
 
     load(config_path, overrides)  # a bad config fails here, before Prefect starts
     _quiet_prefect_console()
-    from flows import progress
-    from flows.nightly import nightly
+    from prefmix.flows import progress
+    from prefmix.flows.nightly import nightly
 
     _one_line_user_errors()
 
@@ -112,7 +112,7 @@ def _run_nightly(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     import yaml
 
-    from annotations.samples import write_sample_shards
+    from prefmix.annotations.samples import write_sample_shards
     from prefmix.config import load
     from prefmix.samples import write_prompts
     from prefmix.store import Store, atomic_write_text

@@ -62,10 +62,10 @@ def _state_result(state: Any) -> dict[str, Any]:
 
 
 def _run_generate(args: argparse.Namespace) -> int:
-    from flows.commands import _quiet_prefect_console
+    from prefmix.flows.commands import _quiet_prefect_console
 
     _quiet_prefect_console()  # before Prefect is imported, so its console handlers pick it up
-    from flows.generate import configure, generate
+    from prefmix.flows.generate import configure, generate
 
     configure(args.config, args.overrides, args.limit, args.teacher)  # a bad config fails before a flow run starts
     state = generate(config_path=args.config, limit=args.limit, run_id=args.run_id, teacher=args.teacher,
@@ -85,10 +85,10 @@ def _run_generate(args: argparse.Namespace) -> int:
 
 
 def _run_blend(args: argparse.Namespace) -> int:
-    from flows.commands import _quiet_prefect_console
+    from prefmix.flows.commands import _quiet_prefect_console
 
     _quiet_prefect_console()
-    from flows.blend import blend, configure
+    from prefmix.flows.blend import blend, configure
 
     configure(args.config, args.overrides, None)
     state = blend(config_path=args.config, overrides=args.overrides, batch_id=args.batch_id, runs=args.runs,

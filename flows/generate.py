@@ -23,7 +23,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.context import TaskRunContext
 from prefect.futures import wait
 
-from flows.steps import RETRYABLE
+from prefmix.flows.steps import RETRYABLE
 from prefmix.config import Config, load
 from prefmix.errors import ConfigError
 from prefmix.store import Store
@@ -42,14 +42,14 @@ def results_dir(store: Store, run_id: str) -> Path:
 @task(name="run-chunk", cache_key_fn=chunk_cache_key, persist_result=True, **RETRYABLE)
 def run_chunk_task(config: Config, store: Store, run_id: str, chunk: Any,
                    teachers: dict[str, list[str]] | None) -> Any:
-    from generators.run import run_chunk
+    from prefmix.generators.run import run_chunk
 
     return run_chunk(config, store, run_id, chunk, teachers=teachers, limit=config.generation.limit)
 
 
 @task(name="finalize-run", **RETRYABLE)
 def finalize_task(config: Config, store: Store, run_id: str, teachers: dict[str, list[str]] | None) -> Any:
-    from generators.run import finalize_run
+    from prefmix.generators.run import finalize_run
 
     return finalize_run(config, store, run_id, teachers=teachers)
 
@@ -132,8 +132,8 @@ def generate(config_path: str, limit: int | None = None, run_id: str | None = No
 
 def run_generation(config: Config, store: Store, run_id: str, runner: Any) -> dict[str, Any]:
     """Plan the chunks, run them as tasks on `runner`, finalize the run; returns the run's summary."""
-    from generators.launch import launched_teachers
-    from generators.run import plan_chunks
+    from prefmix.generators.launch import launched_teachers
+    from prefmix.generators.run import plan_chunks
 
     chunks = plan_chunks(config, store, run_id, config.generation.limit)
     chunk_task = run_chunk_task.with_options(result_storage=results_dir(store, run_id))

@@ -11,9 +11,9 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.context import get_run_context
 
-from flows import progress
-from flows.transaction import staged_batch
-from flows.steps import (
+from prefmix.flows import progress
+from prefmix.flows.transaction import staged_batch
+from prefmix.flows.steps import (
     blend_batch,
     calibrate_judge,
     gate_batch,
@@ -79,16 +79,16 @@ def run_nightly(config: Config, day: str, report: progress.Reporter, flow_run_id
     report.stage("ingest human shards")
     human = ingest_human(config)
 
-    from generators.plan import build_plan
+    from prefmix.generators.plan import build_plan
 
     # The plan reads prompts, templates and constitution (no network), so a bad one fails before the lock.
     plan = build_plan(config, f"nightly-{day}") if config.generation.enabled and config.prompts else None
     prompts = plan.prompts if plan is not None else None
 
-    from generators.launch import launched_teachers
-    from lineage.events import LineageEmitter, file_dataset
-    from lineage.manifest import read_manifest
-    from lineage.publish import recover
+    from prefmix.generators.launch import launched_teachers
+    from prefmix.lineage.events import LineageEmitter, file_dataset
+    from prefmix.lineage.manifest import read_manifest
+    from prefmix.lineage.publish import recover
 
     with store.lock(f"nightly {day}"):
         recovered = recover(store, ledger_url=ledger_url)
@@ -178,7 +178,7 @@ def _finished(store: Store, batch_id: str) -> Path | None:
 def _finished_summary(final_dir: Path, annotation_stats: dict[str, Any], judge_human: dict[str, Any] | None,
                       synthetic_runs: list[dict[str, Any]], recovered: dict[str, Any], store: Store) -> dict[str, Any]:
     """The run summary of a batch an earlier run of the same day already finished, read from its manifest."""
-    from lineage.manifest import read_manifest
+    from prefmix.lineage.manifest import read_manifest
 
     manifest = read_manifest(final_dir)
     gate, blend = manifest.get("gate") or {}, manifest.get("blend") or {}
@@ -204,7 +204,7 @@ def _finished_summary(final_dir: Path, annotation_stats: dict[str, Any], judge_h
 
 
 def _test_facet(gate: Any) -> dict[str, Any]:
-    from lineage.events import test_facet
+    from prefmix.lineage.events import test_facet
 
     return {"test": test_facet(gate.model_dump(mode="json"))}
 

@@ -14,7 +14,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 
-from flows import progress
+from prefmix.flows import progress
 from prefmix.config import Config
 from prefmix.crash import crash_point
 from prefmix.errors import RunAborted, UserError
@@ -39,7 +39,7 @@ RETRYABLE: dict[str, Any] = dict(retries=2, retry_delay_seconds=exponential_back
 
 @task(name="ingest-human", cache_policy=NO_CACHE)
 def ingest_human(config: Config) -> Any:
-    from annotations.ingest import ingest
+    from prefmix.annotations.ingest import ingest
 
     return ingest(config)
 
@@ -47,7 +47,7 @@ def ingest_human(config: Config) -> Any:
 @task(name="generate-synthetic", cache_policy=NO_CACHE, **RETRYABLE)
 def generate_synthetic(config: Config, store: Store, run_id: str, endpoints: dict[str, list[str]],
                        report: progress.Reporter | None = None) -> Any:
-    from generators.run import generate
+    from prefmix.generators.run import generate
 
     def on_progress(info: dict[str, Any]) -> None:
         if report is not None:
@@ -62,8 +62,8 @@ def generate_synthetic(config: Config, store: Store, run_id: str, endpoints: dic
 
 @task(name="calibrate-judge", cache_policy=NO_CACHE, **RETRYABLE)
 def calibrate_judge(config: Config, human_records: pl.DataFrame, endpoints: dict[str, list[str]]) -> dict[str, Any]:
-    from annotations.calibration import judge_human_agreement, sample_for_calibration
-    from generators.run import judge_pairs
+    from prefmix.annotations.calibration import judge_human_agreement, sample_for_calibration
+    from prefmix.generators.run import judge_pairs
 
     sample = sample_for_calibration(human_records, config.human.calibration_sample, config.seed)
     verdicts = judge_pairs(config, sample, teachers=endpoints)
@@ -82,8 +82,8 @@ def write_human_records(store: Store, run_id: str, records: pl.DataFrame) -> str
 @task(name="blend", cache_policy=NO_CACHE)
 def blend_batch(config: Config, store: Store, batch_id: str, human: list[str],
                 synthetic: list[str]) -> tuple[Path, Any]:
-    from blending.blend import blend
-    from lineage.publish import stage_dir
+    from prefmix.blending.blend import blend
+    from prefmix.lineage.publish import stage_dir
 
     staged = stage_dir(store, batch_id)
     result = blend(config, human, synthetic, staged, batch_id)
@@ -93,7 +93,7 @@ def blend_batch(config: Config, store: Store, batch_id: str, human: list[str],
 @task(name="gate", cache_policy=NO_CACHE)
 def gate_batch(config: Config, staged: Path, annotation_stats: dict[str, Any],
                judge_human: dict[str, Any] | None) -> Any:
-    from validators.gate import GateFacts, gate_artifacts, run_gate
+    from prefmix.validators.gate import GateFacts, gate_artifacts, run_gate
 
     overall = annotation_stats.get("overall", annotation_stats)
     facts = GateFacts(
@@ -110,8 +110,8 @@ def publish_or_quarantine(*, config: Config, store: Store, batch_id: str, staged
                           synthetic_runs: list[dict[str, Any]], blend_summary: dict[str, Any],
                           annotation_stats: dict[str, Any] | None, judge_human: dict[str, Any] | None, gate: Any,
                           flow_run_id: str | None, emitter: Any = None, parent: Any = None) -> Path:
-    from lineage.manifest import build_manifest
-    from lineage.publish import publish, quarantine
+    from prefmix.lineage.manifest import build_manifest
+    from prefmix.lineage.publish import publish, quarantine
 
     manifest = build_manifest(
         batch_id=batch_id, config=config, batch_dir=staged, inputs=inputs, synthetic_runs=synthetic_runs,

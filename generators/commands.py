@@ -94,9 +94,9 @@ def _generate(args: argparse.Namespace) -> int:
     from prefmix.config import load
     from prefmix.store import Store
 
-    from generators.durable import check_run_id
-    from generators.launch import launched_teachers
-    from generators.run import generate
+    from prefmix.generators.durable import check_run_id
+    from prefmix.generators.launch import launched_teachers
+    from prefmix.generators.run import generate
 
     config = load(args.config, args.overrides)
     run_id = check_run_id(args.run_id or new_run_id())
@@ -120,7 +120,7 @@ def _generate(args: argparse.Namespace) -> int:
 def _build_tiny(args: argparse.Namespace) -> int:
     from prefmix.errors import UserError
 
-    from generators.vllm_server import TeacherEnvError, TinyTeacherBuildError, build_tiny_teacher
+    from prefmix.generators.vllm_server import TeacherEnvError, TinyTeacherBuildError, build_tiny_teacher
 
     try:
         print(build_tiny_teacher(Path(args.dir), seed=args.seed))
@@ -132,7 +132,7 @@ def _build_tiny(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from prefmix.errors import InputError
 
-    from generators.vllm_server import serve
+    from prefmix.generators.vllm_server import serve
 
     model = Path(args.model)
     if not (model / "config.json").is_file():

@@ -26,7 +26,7 @@ from prefmix.errors import InputError, UserError
 from prefmix.records import to_arrow
 from prefmix.store import Store, atomic_write_json, write_parquet
 
-from generators.client import ChatResult
+from prefmix.generators.client import ChatResult
 
 RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 REJECTION_SCHEMA = pl.Schema(

@@ -20,10 +20,10 @@ import polars as pl
 
 from prefmix.errors import ConfigError
 
-from generators.client import ChatClient, ErrorWindow, resolve_api_key
-from generators.durable import REJECTION_SCHEMA, RequestCache, RunDir
-from generators.plan import ChunkSpec, Plan
-from generators.strategies import STRATEGIES, Context, Outcome
+from prefmix.generators.client import ChatClient, ErrorWindow, resolve_api_key
+from prefmix.generators.durable import REJECTION_SCHEMA, RequestCache, RunDir
+from prefmix.generators.plan import ChunkSpec, Plan
+from prefmix.generators.strategies import STRATEGIES, Context, Outcome
 from prefmix.records import POLARS_SCHEMA, empty
 
 Progress = Callable[[dict[str, Any]], None]

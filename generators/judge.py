@@ -10,12 +10,12 @@ import polars as pl
 from prefmix.config import Config
 from prefmix.errors import ConfigError, InputError
 
-from generators.client import ChatClient, ErrorWindow, resolve_api_key
-from generators.pairing import NoPair, pick_pairwise, same_text
-from generators.strategies import Context, Tally
-from generators.strategies.pairwise import compare
-from generators.strategies.pointwise import score
-from generators.templates import load_templates
+from prefmix.generators.client import ChatClient, ErrorWindow, resolve_api_key
+from prefmix.generators.pairing import NoPair, pick_pairwise, same_text
+from prefmix.generators.strategies import Context, Tally
+from prefmix.generators.strategies.pairwise import compare
+from prefmix.generators.strategies.pointwise import score
+from prefmix.generators.templates import load_templates
 
 PAIR_COLUMNS = ("record_id", "prompt", "chosen", "rejected")
 

@@ -15,7 +15,7 @@ def launched_teachers(config: Config, log_dir: Path) -> Iterator[dict[str, list[
 
     Servers stop when the block ends, whether the run succeeded or not.
     """
-    from generators.vllm_server import VLLMServer, build_tiny_teacher
+    from prefmix.generators.vllm_server import VLLMServer, build_tiny_teacher
 
     endpoints: dict[str, list[str]] = {t.name: list(t.endpoints) for t in config.teachers}
     with contextlib.ExitStack() as stack:

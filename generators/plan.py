@@ -12,10 +12,10 @@ from pydantic import BaseModel
 from prefmix.config import Config, Teacher
 from prefmix.errors import ConfigError
 
-from generators.constitution import Constitution, load_constitution
-from generators.durable import canonical_hash
-from generators.prompts import load_prompts
-from generators.templates import TemplateSet, load_templates
+from prefmix.generators.constitution import Constitution, load_constitution
+from prefmix.generators.durable import canonical_hash
+from prefmix.generators.prompts import load_prompts
+from prefmix.generators.templates import TemplateSet, load_templates
 
 # Operational knobs that may change between a run and its resume without changing its output.
 OPERATIONAL = {"enabled", "limit", "retry", "error_budget"}

@@ -18,10 +18,10 @@ from prefmix.config import Config
 from prefmix.errors import RunAborted, UserError
 from prefmix.store import Store, atomic_write_json
 
-from generators.durable import RunDir
-from generators.engine import endpoints_for, run_chunks
-from generators.judge import judge_pairs
-from generators.plan import ChunkSpec, Plan, build_plan
+from prefmix.generators.durable import RunDir
+from prefmix.generators.engine import endpoints_for, run_chunks
+from prefmix.generators.judge import judge_pairs
+from prefmix.generators.plan import ChunkSpec, Plan, build_plan
 
 __all__ = [
     "ChunkResult", "ChunkSpec", "GenerationRun", "Summary", "finalize_run", "generate", "judge_pairs",

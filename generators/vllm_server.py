@@ -3,7 +3,7 @@
 Runs under the APP interpreter: torch/vLLM are only ever imported by the child
 process, which uses the teacher interpreter (see `find_teacher_python`).
 
-    python -m generators.vllm_server serve --model DIR [--port P] [--name NAME]
+    python -m prefmix.generators.vllm_server serve --model DIR [--port P] [--name NAME]
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from typing import Any, Mapping, Sequence
 
 # tiny_teacher imports only the stdlib at module level, so this stays torch-free.
 from prefmix.errors import UserError
-from generators.tiny_teacher import is_build as _is_tiny_build
+from prefmix.generators.tiny_teacher import is_build as _is_tiny_build
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TINY_SCRIPT = Path(__file__).resolve().with_name("tiny_teacher.py")
@@ -365,7 +365,7 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m generators.vllm_server")
+    parser = argparse.ArgumentParser(prog="python -m prefmix.generators.vllm_server")
     sub = parser.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("serve", help="serve a local model directory until Ctrl-C")
     p.add_argument("--model", required=True, type=Path)

@@ -13,8 +13,8 @@ from typing import Any, Callable
 
 import polars as pl
 
-from lineage.ledger import Ledger
-from lineage.manifest import content_hash, current_status, data_files, data_paths, read_manifest, seal
+from prefmix.lineage.ledger import Ledger
+from prefmix.lineage.manifest import content_hash, current_status, data_files, data_paths, read_manifest, seal
 from prefmix.errors import InputError, UserError
 from prefmix.store import Store, sha256_file
 
@@ -143,7 +143,7 @@ def data_files_listing(batch_dir: Path) -> list[str]:
 # reproduce -------------------------------------------------------------------
 def _default_blend() -> BlendFn:
     try:
-        from blending.blend import blend
+        from prefmix.blending.blend import blend
     except ImportError as exc:
         raise UserError(f"reproduce needs blending.blend.blend, which is not importable ({exc})") from None
     return blend

@@ -79,7 +79,7 @@ def _table(header: list[str], rows: list[list[Any]]) -> None:
 
 
 def cmd_batches(args: argparse.Namespace) -> int:
-    from lineage.audit import list_batches
+    from prefmix.lineage.audit import list_batches
 
     store, _ = _context(args)
     rows = list_batches(store)
@@ -100,7 +100,7 @@ def cmd_batches(args: argparse.Namespace) -> int:
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
-    from lineage.publish import override
+    from prefmix.lineage.publish import override
 
     store, ledger_url = _context(args)
     with store.lock("prefmix publish --override"):
@@ -114,7 +114,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from lineage.audit import show
+    from prefmix.lineage.audit import show
 
     store, _ = _context(args)
     data = show(store, args.batch)
@@ -150,7 +150,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_trace(args: argparse.Namespace) -> int:
-    from lineage.audit import trace
+    from prefmix.lineage.audit import trace
 
     store, ledger_url = _context(args)
     data = trace(store, args.record_id, ledger_url)
@@ -172,7 +172,7 @@ def cmd_trace(args: argparse.Namespace) -> int:
 
 
 def cmd_impact(args: argparse.Namespace) -> int:
-    from lineage.audit import impact
+    from prefmix.lineage.audit import impact
 
     store, ledger_url = _context(args)
     data = impact(store, args.ref, ledger_url)
@@ -190,7 +190,7 @@ def cmd_impact(args: argparse.Namespace) -> int:
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
-    from lineage.audit import diff
+    from prefmix.lineage.audit import diff
 
     store, _ = _context(args)
     data = diff(store, args.a, args.b)
@@ -213,7 +213,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from lineage.audit import verify
+    from prefmix.lineage.audit import verify
 
     store, _ = _context(args)
     data = verify(store, args.batch)
@@ -228,7 +228,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
-    from lineage.audit import reproduce
+    from prefmix.lineage.audit import reproduce
 
     store, _ = _context(args)
     data = reproduce(store, args.batch, scratch=Path(args.scratch) if args.scratch else None)
@@ -243,7 +243,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
 
 def cmd_reindex(args: argparse.Namespace) -> int:
-    from lineage.ledger import reindex
+    from prefmix.lineage.ledger import reindex
 
     store, ledger_url = _context(args)
     with store.lock("prefmix lineage reindex"):

@@ -40,7 +40,7 @@ from openlineage.client.generated.base import DatasetFacet, InputDatasetFacet, J
 from openlineage.client.serde import Serde
 from openlineage.client.uuid import generate_new_uuid
 
-from lineage.redact import scrub_text, secret_values
+from prefmix.lineage.redact import scrub_text, secret_values
 from prefmix.config import Config
 from prefmix.records import SCHEMA
 from prefmix.store import Store

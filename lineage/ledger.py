@@ -18,7 +18,7 @@ import polars as pl
 import sqlalchemy as sa
 from sqlalchemy.exc import OperationalError
 
-from lineage.manifest import current_status, read_manifest, status_time
+from prefmix.lineage.manifest import current_status, read_manifest, status_time
 from prefmix.errors import UserError
 from prefmix.store import Store, fsync_dir
 

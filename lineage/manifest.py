@@ -24,7 +24,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from lineage.redact import redact, secret_values
+from prefmix.lineage.redact import redact, secret_values
 from prefmix.config import Config
 from prefmix.errors import InputError
 from prefmix.store import atomic_write_json, sha256_file

@@ -22,15 +22,15 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lineage.card import write_card
-from lineage.ledger import Ledger
-from lineage.manifest import content_hash, current_status, file_hashes, read_manifest, with_status, write_manifest
+from prefmix.lineage.card import write_card
+from prefmix.lineage.ledger import Ledger
+from prefmix.lineage.manifest import content_hash, current_status, file_hashes, read_manifest, with_status, write_manifest
 from prefmix.crash import CRASH_ENV, crash_point  # noqa: F401  (test hook; CRASH_ENV re-exported)
 from prefmix.errors import InputError, UserError
 from prefmix.store import Store
 
 if TYPE_CHECKING:
-    from lineage.events import LineageEmitter, RunRef
+    from prefmix.lineage.events import LineageEmitter, RunRef
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +124,7 @@ def _index(store: Store, manifest: dict[str, Any], batch_dir: Path, ledger_url: 
 
 def _event(emitter: "LineageEmitter | None", job: str, parent: "RunRef | None", batch_dir: Path, manifest: dict[str, Any], store: Store) -> Any:
     """The publication's own OpenLineage run; without an emitter from the flow, one from the manifest's config."""
-    from lineage.events import LineageEmitter, batch_dataset
+    from prefmix.lineage.events import LineageEmitter, batch_dataset
 
     if emitter is None:
         emitter = LineageEmitter(_manifest_config(manifest), store)

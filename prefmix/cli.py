@@ -17,13 +17,13 @@ from prefmix.errors import RunAborted, UserError
 
 ROOM_COMMANDS = (
     "prefmix.commands",
-    "generators.commands",
-    "annotations.commands",
-    "blending.commands",
-    "validators.commands",
-    "lineage.commands",
-    "flows.commands",
-    "flows.deploy_commands",  # after flows.commands: it adds flows under `run`
+    "prefmix.generators.commands",
+    "prefmix.annotations.commands",
+    "prefmix.blending.commands",
+    "prefmix.validators.commands",
+    "prefmix.lineage.commands",
+    "prefmix.flows.commands",
+    "prefmix.flows.deploy_commands",  # after flows.commands: it adds flows under `run`
 )
 
 

@@ -17,7 +17,7 @@ stamp_app=".venv/.prefmix-$(sha256sum pyproject.toml | cut -c1-16)"
 if [ ! -f "$stamp_app" ]; then
   step "application environment (.venv)"
   [ -x .venv/bin/python ] || quiet "$PY" -m venv .venv
-  quiet .venv/bin/pip install -e '.[ray]'
+  quiet .venv/bin/pip install -e '.[ray,test]'
   rm -f .venv/.prefmix-*; touch "$stamp_app"
 fi
 

@@ -28,7 +28,7 @@ class Teacher:
 
 @pytest.fixture(scope="session")
 def tiny_model_dir() -> Path:
-    from generators.vllm_server import build_tiny_teacher
+    from prefmix.generators.vllm_server import build_tiny_teacher
 
     return build_tiny_teacher(TINY_DIR, seed=0)
 
@@ -42,7 +42,7 @@ def vllm_teacher(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory)
         version = httpx.get(url.removesuffix("/v1") + "/version", timeout=10).json().get("version", "unknown")
         yield Teacher(url, TINY_NAME, tiny_model_dir, version)
         return
-    from generators.vllm_server import VLLMServer
+    from prefmix.generators.vllm_server import VLLMServer
 
     log = tmp_path_factory.mktemp("vllm") / "server.log"
     with VLLMServer(tiny_model_dir, name=TINY_NAME, port=0, log_path=log) as server:

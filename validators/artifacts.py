@@ -7,7 +7,7 @@ import re
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # gate.py re-exports gate_artifacts, so no runtime import back
-    from validators.gate import GateResult
+    from prefmix.validators.gate import GateResult
 
 
 def artifact_key(prefix: str, batch_id: str) -> str:

@@ -55,7 +55,7 @@ def _locate(args: argparse.Namespace) -> tuple[Any, Path]:
 
 def _gate(args: argparse.Namespace) -> int:
     config, batch_dir = _locate(args)
-    from validators.gate import run_gate
+    from prefmix.validators.gate import run_gate
 
     result = run_gate(config, batch_dir)
     if args.json:

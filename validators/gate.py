@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from prefmix.config import Config
 from prefmix.store import atomic_write_json
-from validators import metrics, policy, report, suite
+from prefmix.validators import metrics, policy, report, suite
 
 
 class GateFacts(BaseModel):
@@ -106,6 +106,6 @@ def _plain(value: Any) -> Any:
     return value
 
 
-from validators.artifacts import gate_artifacts  # noqa: E402  (re-exported: flows call validators.gate.gate_artifacts)
+from prefmix.validators.artifacts import gate_artifacts  # noqa: E402  (re-exported: flows call validators.gate.gate_artifacts)
 
 __all__ = ["Check", "GateFacts", "GateReport", "GateResult", "gate_artifacts", "run_gate"]

@@ -16,7 +16,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from validators.metrics import Measure
+from prefmix.validators.metrics import Measure
 
 _LOCK = threading.Lock()
 SUITE_PREFIX = "prefmix-gate"

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from generators.strategies import constitutional, pairwise, pointwise
-from generators.strategies.base import Context, Outcome, StrategyFn, Tally
+from prefmix.generators.strategies import constitutional, pairwise, pointwise
+from prefmix.generators.strategies.base import Context, Outcome, StrategyFn, Tally
 
 STRATEGIES: dict[str, StrategyFn] = {
     "pointwise": pointwise.run,

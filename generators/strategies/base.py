@@ -11,11 +11,11 @@ from typing import Any, Awaitable, Callable, Sequence
 from prefmix.config import Config, Generation
 from prefmix.records import record_id
 
-from generators.client import ChatClient, ChatResult, RequestFailed
-from generators.constitution import Constitution
-from generators.durable import RequestCache, canonical_hash
-from generators.pairing import NoPair, Pick, distinct, seeded_rng
-from generators.templates import Messages, TemplateSet
+from prefmix.generators.client import ChatClient, ChatResult, RequestFailed
+from prefmix.generators.constitution import Constitution
+from prefmix.generators.durable import RequestCache, canonical_hash
+from prefmix.generators.pairing import NoPair, Pick, distinct, seeded_rng
+from prefmix.generators.templates import Messages, TemplateSet
 
 SCORE_SCHEMA = {
     "type": "object",

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from generators.client import RequestFailed
-from generators.pairing import pick_revision, seeded_choice
-from generators.strategies.base import Context, Outcome, Tally, over_length, prompt_salt, reject, rng_for, settle
+from prefmix.generators.client import RequestFailed
+from prefmix.generators.pairing import pick_revision, seeded_choice
+from prefmix.generators.strategies.base import Context, Outcome, Tally, over_length, prompt_salt, reject, rng_for, settle
 
 
 async def run(ctx: Context, row: dict[str, Any]) -> Outcome:

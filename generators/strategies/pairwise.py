@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from generators.client import RequestFailed
-from generators.pairing import Winner, parse_winner, pick_pairwise
-from generators.strategies.base import (
+from prefmix.generators.client import RequestFailed
+from prefmix.generators.pairing import Winner, parse_winner, pick_pairwise
+from prefmix.generators.strategies.base import (
     WINNER_SCHEMA, Context, Outcome, Tally, candidates, failure_reason, over_length, prompt_salt, reject, rng_for, settle,
     verdicts,
 )

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from generators.client import RequestFailed
-from generators.pairing import parse_score, pick_pointwise
-from generators.strategies.base import (
+from prefmix.generators.client import RequestFailed
+from prefmix.generators.pairing import parse_score, pick_pointwise
+from prefmix.generators.strategies.base import (
     SCORE_SCHEMA, Context, Outcome, Tally, candidates, failure_reason, over_length, prompt_salt, reject, rng_for, settle,
     verdicts,
 )

@@ -24,7 +24,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from annotations.ingest import ingest_shards
+from prefmix.annotations.ingest import ingest_shards
 from prefmix.config import Aggregation, HumanShard
 from prefmix.records import SCHEMA, record_id, to_arrow
 from prefmix.store import sha256_file

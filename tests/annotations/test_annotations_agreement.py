@@ -5,7 +5,7 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from annotations.agreement import alpha_nominal, percent_agreement, summary
+from prefmix.annotations.agreement import alpha_nominal, percent_agreement, summary
 
 # Krippendorff (2011), "Computing Krippendorff's Alpha-Reliability", section C:
 # 4 observers, 12 units, values 1-5, missing data; published nominal alpha = 0.743.

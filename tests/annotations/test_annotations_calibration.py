@@ -5,7 +5,7 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from annotations.calibration import judge_human_agreement, sample_for_calibration
+from prefmix.annotations.calibration import judge_human_agreement, sample_for_calibration
 from prefmix.errors import InputError
 
 PAIRS = pl.DataFrame(

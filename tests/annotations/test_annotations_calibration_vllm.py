@@ -11,16 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from annotations.calibration import judge_human_agreement, sample_for_calibration
-from annotations.ingest import ingest
-from annotations.samples import SAMPLE_AGGREGATION, write_sample_shards
+from prefmix.annotations.calibration import judge_human_agreement, sample_for_calibration
+from prefmix.annotations.ingest import ingest
+from prefmix.annotations.samples import SAMPLE_AGGREGATION, write_sample_shards
 from prefmix.config import Config, Generation, Human, Teacher
 
 pytestmark = pytest.mark.vllm
 
 
 def test_judge_human_agreement_with_real_judge(vllm_teacher, tmp_path: Path) -> None:
-    from generators.run import judge_pairs
+    from prefmix.generators.run import judge_pairs
 
     shards = write_sample_shards(tmp_path / "human", seed=1, n_items=40)
     config = Config(

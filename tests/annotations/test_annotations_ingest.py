@@ -11,8 +11,8 @@ import polars as pl
 import pytest
 import yaml
 
-from annotations.ingest import HumanIngest, ingest
-from annotations.samples import SAMPLE_AGGREGATION, WEAK, write_sample_shards
+from prefmix.annotations.ingest import HumanIngest, ingest
+from prefmix.annotations.samples import SAMPLE_AGGREGATION, WEAK, write_sample_shards
 from prefmix.config import Config, Human
 from prefmix.records import SCHEMA, to_arrow
 from prefmix.store import sha256_file

@@ -14,7 +14,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from annotations.ingest import ingest_shards
+from prefmix.annotations.ingest import ingest_shards
 from prefmix.config import Aggregation, HumanShard
 
 DOMAINS = ["general", "finance", "medicine", "law"]

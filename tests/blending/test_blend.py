@@ -9,8 +9,8 @@ import polars as pl
 import pyarrow.parquet as pq
 import pytest
 
-from blending import blend
-from blending.split import is_eval_key
+from prefmix.blending import blend
+from prefmix.blending.split import is_eval_key
 from blend_helpers import config, hashes, read_all, records
 from prefmix.errors import InputError, QuotaShortfall
 from prefmix.records import SCHEMA, prompt_key
@@ -51,7 +51,7 @@ def test_same_config_same_inputs_give_identical_bytes(pair: tuple[Path, Path], t
 def test_bytes_do_not_depend_on_threads_or_read_batches(
     pair: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, eval_fraction: float
 ) -> None:
-    import blending.write as write
+    import prefmix.blending.write as write
 
     human, synthetic = pair
     # medicine needs 150 of each source from 50 human / 100 synthetic rows: copies, some across shard cuts

@@ -7,8 +7,8 @@ import sys
 import numpy as np
 import polars as pl
 
-from blending.keys import mix64, prompt_digest, sample_keys
-from blending.split import is_eval_key, threshold
+from prefmix.blending.keys import mix64, prompt_digest, sample_keys
+from prefmix.blending.split import is_eval_key, threshold
 from prefmix.records import prompt_key
 
 
@@ -38,7 +38,7 @@ def test_sample_key_and_split_rule_are_pinned() -> None:
 def test_worker_processes_give_the_same_keys_and_errors(write, tmp_path) -> None:  # type: ignore[no-untyped-def]
     import pytest
 
-    from blending import keys as keypass
+    from prefmix.blending import keys as keypass
     from blend_helpers import records
     from prefmix.errors import InputError
 

@@ -9,8 +9,8 @@ from typing import Any, Callable
 import polars as pl
 import pytest
 
-from blending import blend
-from blending.quotas import apportion
+from prefmix.blending import blend
+from prefmix.blending.quotas import apportion
 from blend_helpers import config, read_all, records
 
 

@@ -13,8 +13,8 @@ REPO = Path(__file__).resolve().parents[2]
 # Until flows.deploy_commands is listed in prefmix.cli.ROOM_COMMANDS, add it for the test's CLI.
 CLI = (
     "import sys, prefmix.cli as c\n"
-    "if 'flows.deploy_commands' not in c.ROOM_COMMANDS:\n"
-    "    c.ROOM_COMMANDS = (*c.ROOM_COMMANDS, 'flows.deploy_commands')\n"
+    "if 'prefmix.flows.deploy_commands' not in c.ROOM_COMMANDS:\n"
+    "    c.ROOM_COMMANDS = (*c.ROOM_COMMANDS, 'prefmix.flows.deploy_commands')\n"
     "sys.exit(c.main(sys.argv[1:]))\n"
 )
 

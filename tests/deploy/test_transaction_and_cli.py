@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from prefect import flow, task
 
-from flows.transaction import staged_batch
+from prefmix.flows.transaction import staged_batch
 from prefmix.config import Config
 from prefmix.errors import RunAborted, UserError
 from prefmix.store import Store
@@ -131,9 +131,9 @@ class Chunk:
                                                      (RunAborted("error rate passed the budget"), 1, "Failed")])
 def test_chunks_retry_transient_failures_only(prefect_server: PrefectServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                               error: Exception, attempts: int, final: str) -> None:
-    import generators.run
+    import prefmix.generators.run
 
-    from flows.generate import run_chunk_task
+    from prefmix.flows.generate import run_chunk_task
 
     calls: list[int] = []
 
@@ -143,7 +143,7 @@ def test_chunks_retry_transient_failures_only(prefect_server: PrefectServer, tmp
             raise error
         return "chunk written"
 
-    monkeypatch.setattr(generators.run, "run_chunk", flaky)
+    monkeypatch.setattr(prefmix.generators.run, "run_chunk", flaky)
 
     @flow
     def one_chunk() -> str:

@@ -15,7 +15,7 @@ PREFMIX = [sys.executable, "-m", "prefmix.cli"]
 
 
 def make_inputs(root: Path, *, prompts: int = 120, items: int = 60, seed: int = 7) -> dict[str, Any]:
-    from annotations.samples import write_sample_shards
+    from prefmix.annotations.samples import write_sample_shards
     from prefmix.samples import write_prompts
 
     inputs = root / "inputs"

@@ -11,8 +11,8 @@ from prefmix.config import ErrorBudget, Retry, Teacher
 from prefmix.errors import RunAborted
 from prefmix.store import Store
 
-from generators.client import ChatClient, ErrorWindow, RequestFailed
-from generators.run import generate
+from prefmix.generators.client import ChatClient, ErrorWindow, RequestFailed
+from prefmix.generators.run import generate
 from tests.generators.fault_proxy import FaultProxy
 from tests.generators.helpers import config
 

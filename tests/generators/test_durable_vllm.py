@@ -18,7 +18,7 @@ import yaml
 
 from prefmix.store import Store, sha256_file
 
-from generators.run import generate
+from prefmix.generators.run import generate
 from tests.generators.fault_proxy import KINDS, FaultProxy
 from tests.generators.helpers import config, write_config
 
@@ -131,7 +131,7 @@ def test_rerun_with_changed_config_is_refused(vllm_teacher, tmp_path: Path) -> N
 def test_chunk_api_plan_run_finalize(vllm_teacher, tmp_path: Path) -> None:
     from prefmix.errors import UserError
 
-    from generators.run import finalize_run, plan_chunks, run_chunk
+    from prefmix.generators.run import finalize_run, plan_chunks, run_chunk
 
     cfg = config(tmp_path, vllm_teacher.base_url, 20, chunk_size=8)
     store = Store.at(cfg.store)

@@ -12,12 +12,12 @@ from prefmix.config import load
 from prefmix.errors import ConfigError, InputError, UserError
 from prefmix.store import Store
 
-from generators.constitution import load_constitution
-from generators.durable import RequestCache, check_run_id
-from generators.client import ChatResult
-from generators.prompts import load_prompts
-from generators.run import generate, plan_chunks
-from generators.templates import load_templates
+from prefmix.generators.constitution import load_constitution
+from prefmix.generators.durable import RequestCache, check_run_id
+from prefmix.generators.client import ChatResult
+from prefmix.generators.prompts import load_prompts
+from prefmix.generators.run import generate, plan_chunks
+from prefmix.generators.templates import load_templates
 from tests.generators.helpers import write_config
 
 URL = "http://127.0.0.1:9/v1"  # never contacted by these tests

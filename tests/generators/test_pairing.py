@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from generators.pairing import (
+from prefmix.generators.pairing import (
     NoPair, Pick, distinct, parse_score, parse_winner, pick_pairwise, pick_pointwise, pick_revision, seeded_rng, unswap,
 )
 

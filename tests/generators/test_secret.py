@@ -14,7 +14,7 @@ SCRIPT = """
 from prefect.blocks.system import Secret
 from prefmix.config import Teacher
 from prefmix.errors import ConfigError
-from generators.client import resolve_api_key
+from prefmix.generators.client import resolve_api_key
 
 Secret(value="sk-from-block-123").save("prefmix-test-key", overwrite=True)
 print(resolve_api_key(Teacher(name="t", model="m", endpoints=["http://x/v1"], api_key_secret="prefmix-test-key")))

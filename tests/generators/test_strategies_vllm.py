@@ -12,9 +12,9 @@ import pytest
 from prefmix.records import SCHEMA, record_id
 from prefmix.store import Store
 
-from generators.pairing import REASONS
-from generators.prompts import load_prompts
-from generators.run import GenerationRun, generate, judge_pairs
+from prefmix.generators.pairing import REASONS
+from prefmix.generators.prompts import load_prompts
+from prefmix.generators.run import GenerationRun, generate, judge_pairs
 from tests.generators.helpers import config
 
 pytestmark = pytest.mark.vllm

@@ -9,7 +9,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from lineage_helpers import publish_batch  # noqa: E402
 
-from lineage.publish import override  # noqa: E402
+from prefmix.lineage.publish import override  # noqa: E402
 from prefmix.config import Config  # noqa: E402
 from prefmix.store import Store  # noqa: E402
 

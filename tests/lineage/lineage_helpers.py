@@ -9,8 +9,8 @@ from typing import Any, Callable
 
 import polars as pl
 
-from lineage.manifest import build_manifest
-from lineage.publish import publish, quarantine, stage_dir
+from prefmix.lineage.manifest import build_manifest
+from prefmix.lineage.publish import publish, quarantine, stage_dir
 from prefmix.config import Config
 from prefmix.records import conform, prompt_key, to_arrow, with_record_id
 from prefmix.store import Store, write_parquet
@@ -68,7 +68,7 @@ def simple_blend(config: Config, human: list[Path], synthetic: list[Path], out_d
 
 def blend_function() -> Callable[..., Any]:
     try:
-        from blending.blend import blend
+        from prefmix.blending.blend import blend
 
         return blend
     except ImportError:

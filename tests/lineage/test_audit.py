@@ -9,9 +9,9 @@ import polars as pl
 import pytest
 from lineage_helpers import publish_batch
 
-from lineage import audit
-from lineage.manifest import build_manifest
-from lineage.ledger import reindex
+from prefmix.lineage import audit
+from prefmix.lineage.manifest import build_manifest
+from prefmix.lineage.ledger import reindex
 from prefmix.cli import main
 from prefmix.errors import InputError
 

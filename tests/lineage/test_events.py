@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from lineage_helpers import build_batch, gate_result
 
-from lineage.events import LineageEmitter, batch_dataset, input_datasets, read_events
-from lineage.publish import publish
+from prefmix.lineage.events import LineageEmitter, batch_dataset, input_datasets, read_events
+from prefmix.lineage.publish import publish
 from prefmix.cli import main
 from prefmix.config import Config, Teacher
 from prefmix.records import SCHEMA
@@ -134,7 +134,7 @@ def test_events_are_sent_to_an_http_lineage_server(store, config, records):
     import threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-    from lineage.events import parse_event
+    from prefmix.lineage.events import parse_event
 
     received: list[tuple[str, bytes]] = []
 

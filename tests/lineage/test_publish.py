@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from lineage_helpers import build_batch, publish_batch
 
-from lineage import audit
-from lineage.ledger import Ledger
-from lineage.manifest import read_manifest
-from lineage.publish import CRASH_POINTS, override, publish, recover
+from prefmix.lineage import audit
+from prefmix.lineage.ledger import Ledger
+from prefmix.lineage.manifest import read_manifest
+from prefmix.lineage.publish import CRASH_POINTS, override, publish, recover
 from prefmix.cli import main
 from prefmix.errors import UserError
 
@@ -134,7 +134,7 @@ def test_publish_refuses_changed_files_and_reused_ids(store, config, records):
 
 def test_locked_ledger_is_a_clear_error(store, config, records, monkeypatch):
     publish_batch(store, config, "a", [records["human1"]], [records["syn1"]])
-    monkeypatch.setattr("lineage.ledger.BUSY_TIMEOUT_S", 0.2)
+    monkeypatch.setattr("prefmix.lineage.ledger.BUSY_TIMEOUT_S", 0.2)
     holder = sqlite3.connect(store.ledger_path)
     holder.execute("BEGIN EXCLUSIVE")
     try:

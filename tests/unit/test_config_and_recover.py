@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lineage.publish import recover
+from prefmix.lineage.publish import recover
 from prefmix.config import parse
 from prefmix.errors import ConfigError
 from prefmix.store import Store

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lineage.redact import redact, secret_values
+from prefmix.lineage.redact import redact, secret_values
 
 
 def test_working_directory_is_not_a_secret(monkeypatch):

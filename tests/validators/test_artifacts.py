@@ -11,8 +11,8 @@ import pytest
 
 from prefmix.config import Config
 from tests.validators.batches import clean_frame, write_batch
-from validators.artifacts import artifact_key
-from validators.gate import gate_artifacts, run_gate
+from prefmix.validators.artifacts import artifact_key
+from prefmix.validators.gate import gate_artifacts, run_gate
 
 
 @pytest.fixture(scope="module")

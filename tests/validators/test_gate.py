@@ -14,9 +14,9 @@ from prefmix.config import Config
 from prefmix.errors import ConfigError, InputError
 from prefmix.records import to_arrow
 from tests.validators.batches import DOMAINS, clean_frame, write_batch
-from validators.gate import GateFacts, GateResult, run_gate
-from validators.metrics import PII_PATTERN, PII_PREFILTER
-from validators.policy import CHECKS, DEFAULT_SEVERITY
+from prefmix.validators.gate import GateFacts, GateResult, run_gate
+from prefmix.validators.metrics import PII_PATTERN, PII_PREFILTER
+from prefmix.validators.policy import CHECKS, DEFAULT_SEVERITY
 
 
 def config(**gate: object) -> Config:
