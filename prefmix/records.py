@@ -11,8 +11,31 @@ import pyarrow as pa
 
 SOURCES = ("human", "synthetic")
 SPLITS = ("train", "eval")
+# What a row is: one answer pair, two whole agent runs of one task, or one agent step after a shared prefix.
+KINDS = ("single_turn", "trajectory_pair", "step_pair")
 
-MESSAGE = pa.struct([("role", pa.string()), ("content", pa.string())])
+# A tool call as TRL's conversational layout carries it; `arguments` is the JSON text the model wrote.
+TOOL_CALL = pa.struct([("id", pa.string()), ("name", pa.string()), ("arguments", pa.string())])
+# A chat message; `tool_call_id` names the call a tool message answers.
+MESSAGE = pa.struct(
+    [
+        ("role", pa.string()),
+        ("content", pa.string()),
+        ("tool_calls", pa.list_(TOOL_CALL)),
+        ("tool_call_id", pa.string()),
+    ]
+)
+
+# One judge's reading of a pair in one presentation order ("ab": chosen shown first, "ba": rejected first).
+JUDGE_VOTE = pa.struct(
+    [
+        ("judge", pa.string()),
+        ("order", pa.string()),
+        ("chosen_score", pa.float64()),
+        ("rejected_score", pa.float64()),
+        ("winner", pa.string()),  # chosen | rejected | tie, after the order is undone; null when unparseable
+    ]
+)
 
 GENERATION = pa.struct(
     [
@@ -30,6 +53,11 @@ GENERATION = pa.struct(
         ("vllm_version", pa.string()),
         ("prompt_tokens", pa.int64()),
         ("completion_tokens", pa.int64()),
+        ("finish_reasons", pa.list_(pa.string())),  # [chosen, rejected]: "stop", "length", ...
+        ("chosen_expected", pa.float64()),  # the judge's expected score from its score-token probabilities
+        ("rejected_expected", pa.float64()),
+        ("judge_votes", pa.list_(JUDGE_VOTE)),
+        ("fingerprint", pa.string()),  # the generation fingerprint the pair was made under
     ]
 )
 
@@ -41,6 +69,31 @@ ANNOTATION = pa.struct(
         ("agreement", pa.float64()),
         ("review_passes", pa.int32()),
         ("adjudicated", pa.bool_()),
+    ]
+)
+
+# Human pairs that prefmix itself sent to a labeling tool: where the label came from and why the item went.
+ROUTE = pa.struct(
+    [
+        ("label_source", pa.string()),  # human_vendor
+        ("queue_id", pa.string()),
+        ("task_id", pa.string()),  # the prefmix task id the labeling tool held
+        ("reason", pa.string()),  # the signal that weighed most in the route score
+        ("score", pa.float64()),
+        ("lead_time_s", pa.float64()),  # mean annotation time of the counted judgments
+    ]
+)
+
+# Where a trajectory-derived row came from: the task, both runs and the step they part at.
+TRAJECTORY_LINEAGE = pa.struct(
+    [
+        ("task_id", pa.string()),
+        ("env_key", pa.string()),  # canonical JSON of the environment (repo/site, commit/snapshot, image, harness, version)
+        ("chosen_trajectory_id", pa.string()),
+        ("rejected_trajectory_id", pa.string()),
+        ("divergence_step", pa.int32()),  # step pairs: index of the first step where the runs differ
+        ("chosen_outcome", pa.float64()),  # resolved (1/0) or reward
+        ("rejected_outcome", pa.float64()),
     ]
 )
 
@@ -62,6 +115,15 @@ SCHEMA = pa.schema(
         pa.field("context", pa.list_(MESSAGE)),
         pa.field("batch_id", pa.string()),
         pa.field("split", pa.string()),
+        # Conversational rows (multi-turn, agentic): `context` is the whole prompt as messages and the
+        # completions as messages; `prompt`, `chosen`, `rejected` hold their plain-text rendering (ids, dedup, checks).
+        pa.field("kind", pa.string()),  # one of KINDS; null reads as single_turn
+        pa.field("chosen_messages", pa.list_(MESSAGE)),
+        pa.field("rejected_messages", pa.list_(MESSAGE)),
+        pa.field("tools", pa.string()),  # JSON list of the tool schemas offered to the agent
+        pa.field("task_group", pa.string()),  # rows of one task group share a split
+        pa.field("trajectory", TRAJECTORY_LINEAGE),
+        pa.field("route", ROUTE),
     ]
 )
 
@@ -98,10 +160,30 @@ def with_record_id(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def conform(frame: pl.DataFrame) -> pl.DataFrame:
-    """Give a frame exactly the canonical columns, order and types (missing optional columns become null)."""
+    """Give a frame exactly the canonical columns, order and types (missing optional columns become null;
+    structs written before a field was added gain it as null)."""
     missing = [pl.lit(None, dtype=dtype).alias(name) for name, dtype in POLARS_SCHEMA.items() if name not in frame.columns]
     frame = frame.with_columns(missing) if missing else frame
-    return frame.select([pl.col(name).cast(dtype) for name, dtype in POLARS_SCHEMA.items()])
+    have = frame.schema
+    return frame.select([upcast(pl.col(name), have[name], dtype).alias(name) for name, dtype in POLARS_SCHEMA.items()])
+
+
+def upcast(expr: pl.Expr, have: pl.DataType, want: pl.DataType) -> pl.Expr:
+    """Cast `expr` to `want`, filling struct fields that `have` lacks with nulls (Polars refuses to cast
+    between structs with different fields); list elements are handled the same way."""
+    if have == want:
+        return expr
+    if isinstance(want, pl.Struct) and isinstance(have, pl.Struct):
+        present = {f.name: f.dtype for f in have.fields}
+        fields = [
+            upcast(expr.struct.field(f.name), present[f.name], f.dtype).alias(f.name) if f.name in present
+            else pl.lit(None, dtype=f.dtype).alias(f.name)
+            for f in want.fields
+        ]
+        return pl.when(expr.is_null()).then(pl.lit(None, dtype=want)).otherwise(pl.struct(fields))
+    if isinstance(want, pl.List) and isinstance(have, pl.List) and isinstance(want.inner, pl.Struct):
+        return expr.list.eval(upcast(pl.element(), have.inner, want.inner)).cast(want)
+    return expr.cast(want)
 
 
 def to_arrow(frame: pl.DataFrame) -> pa.Table:
