@@ -1,0 +1,1 @@
+"""trajectories: agent runs in, trajectory pairs, step pairs, step labels and KTO rows out."""
