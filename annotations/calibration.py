@@ -10,6 +10,7 @@ from typing import Any
 
 import polars as pl
 
+from prefmix.contract import JudgeHumanAgreement
 from prefmix.errors import InputError
 
 VERDICTS = ("chosen", "rejected")
@@ -51,7 +52,7 @@ def _share(frame: pl.DataFrame) -> dict[str, Any]:
     }
 
 
-def judge_human_agreement(human_pairs: pl.DataFrame, verdicts: pl.DataFrame) -> dict[str, Any]:
+def judge_human_agreement(human_pairs: pl.DataFrame, verdicts: pl.DataFrame) -> JudgeHumanAgreement:
     """How often the judge prefers what people preferred, overall and per domain.
 
     verdicts: record_id, judge_prefers in {"chosen", "rejected", None}. None is a
@@ -76,4 +77,4 @@ def judge_human_agreement(human_pairs: pl.DataFrame, verdicts: pl.DataFrame) -> 
     result["agreement"] = result["share"]  # the name the manifest, the gate and the demo summary read
     result["unknown_record_ids"] = unknown
     result["per_domain"] = {d: _share(joined.filter(pl.col("domain") == d)) for d in sorted(joined.get_column("domain").unique().to_list())}
-    return result
+    return JudgeHumanAgreement.model_validate(result)

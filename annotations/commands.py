@@ -8,22 +8,17 @@ from typing import Any
 LAYOUT_CHOICES = ("auto", "pairs", "rankings", "judgments")
 
 
-def register(sub: Any) -> None:
-    room = sub.add_parser("annotations", help="human-labeled shards: agreement, calibration, exclusions")
-    commands = room.add_subparsers(dest="annotations_command", required=True, parser_class=type(room), metavar="COMMAND")
-    report = commands.add_parser(
-        "report",
-        help="agreement, gold-item calibration and exclusions for human shards",
-        description="Read, validate and aggregate human shards; print agreement, calibration and exclusions, "
-        "and save a PNG of per-annotator gold accuracy. Rows are numbered from 0 (the origin_row of a record).",
-    )
+REPORT_DESCRIPTION = ("Read, validate and aggregate human shards; print agreement, calibration and exclusions, "
+                      "and save a PNG of per-annotator gold accuracy. Rows are numbered from 0 (the origin_row of a record).")
+
+
+def report_arguments(report: argparse.ArgumentParser) -> None:
     report.add_argument("shards", nargs="*", metavar="SHARD", help="Parquet shard(s); default: the config's human.shards")
     report.add_argument("--json", action="store_true", help="print the statistics as JSON instead of tables")
     report.add_argument("--layout", choices=LAYOUT_CHOICES, default="auto", help="layout of SHARDs not in the config (auto: by column names)")
     report.add_argument("--vendor", default="unknown", help="vendor name for SHARDs not in the config")
     report.add_argument("--config", metavar="FILE", help="prefmix YAML config (domains, aggregation policy, shard column mappings)")
     report.add_argument("--out", metavar="DIR", default=".", help="folder for annotator_accuracy.png (default: current folder)")
-    report.set_defaults(handler=run_report)
 
 
 def _shards(args: argparse.Namespace, config: Any) -> list[Any]:
@@ -56,7 +51,7 @@ def _shards(args: argparse.Namespace, config: Any) -> list[Any]:
     return chosen
 
 
-def run_report(args: argparse.Namespace) -> int:
+def report(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
@@ -75,7 +70,8 @@ def run_report(args: argparse.Namespace) -> int:
     result = ingest_shards(_shards(args, config), config.domains, config.human.aggregation)
     chart = plot_accuracy(result.stats, out)
     if args.json:
-        print(json.dumps({**result.stats, "inputs": result.inputs, "chart": str(chart) if chart else None}, indent=2, default=str))
+        inputs = [i.model_dump(mode="json", exclude={"role", "run_id"}) for i in result.inputs]
+        print(json.dumps({**result.stats, "inputs": inputs, "chart": str(chart) if chart else None}, indent=2, default=str))
         return 0
     console = Console()
     render(result.stats, console)

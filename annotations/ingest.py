@@ -2,6 +2,10 @@
 
     ingest(config) -> HumanIngest(records, rejections, stats, inputs)
 
+`stats` is the room's report as plain data (what `prefmix annotations report --json`
+prints); `report` is the same numbers as the typed AnnotationStats that other
+rooms read, validated once here.
+
 Nothing is written here. Every shard is read and validated before any result
 exists, so a malformed shard raises InputError and leaves nothing partial.
 Accounting per shard: items_in == items_with_pairs + items_rejected (for
@@ -13,6 +17,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import polars as pl
@@ -21,6 +26,7 @@ from prefmix.annotations import agreement
 from prefmix.annotations.aggregate import Aggregated, aggregate, empty_rejections
 from prefmix.annotations.readers import Shard, read_shard
 from prefmix.config import Aggregation, Config, HumanShard
+from prefmix.contract import AnnotationStats, ManifestInput
 from prefmix.records import empty
 
 
@@ -29,7 +35,11 @@ class HumanIngest:
     records: pl.DataFrame
     rejections: pl.DataFrame
     stats: dict[str, Any]
-    inputs: list[dict[str, Any]] = field(default_factory=list)
+    inputs: list[ManifestInput] = field(default_factory=list)
+
+    @cached_property
+    def report(self) -> AnnotationStats:
+        return AnnotationStats.model_validate(self.stats)
 
 
 def ingest(config: Config) -> HumanIngest:
@@ -56,8 +66,11 @@ def ingest_shards(shards: list[HumanShard], domains: list[str], policy: Aggregat
             {"shard": s["path"], "vendor": s["vendor"], **a} for s in shard_stats for a in s.get("annotators", []) if a["excluded"]
         ],
     }
-    inputs = [{"path": s.path, "sha256": s.sha256, "layout": s.layout, "vendor": s.vendor, "rows": s.rows} for s in read]
-    return HumanIngest(records=records, rejections=rejections, stats=stats, inputs=inputs)
+    inputs = [ManifestInput(role="human_shard", path=s.path, sha256=s.sha256, layout=s.layout, vendor=s.vendor, rows=s.rows)
+              for s in read]
+    result = HumanIngest(records=records, rejections=rejections, stats=stats, inputs=inputs)
+    result.report  # noqa: B018  (a shape the contract does not know fails here, where it was made)
+    return result
 
 
 def _reasons(rejections: pl.DataFrame) -> dict[str, int]:

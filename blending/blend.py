@@ -3,20 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import polars as pl
 
-from pydantic import BaseModel
-
 from prefmix.config import Config
-
-class BlendResult(BaseModel):
-    files: list[str]  # relative to out_dir: data/train-*.parquet, data/eval-*.parquet
-    rows: int
-    summary: dict[str, Any]
-    chart: str = "report/composition.png"
+from prefmix.contract import BlendResult, BlendSummary
 
 
 def _nested(frame: "pl.DataFrame", outer: str, inner: str, value: str, outers: list[str], inners: list[str]) -> dict[str, dict[str, int]]:
@@ -80,7 +73,7 @@ def blend(config: Config, human: list[str | Path], synthetic: list[str | Path], 
     achieved = _nested(chosen.group_by("domain", "source").agg(pl.col("copies").sum()), "domain", "source", "copies", domains, list(SOURCES))
     extra = chosen.with_columns(extra=pl.col("copies") - 1).group_by("domain", "source").agg(pl.col("extra").sum())
     synth = chosen.filter(pl.col("synthetic")).group_by("domain", "teacher").agg(pl.col("copies").sum())
-    summary: dict[str, Any] = {
+    summary = BlendSummary.model_validate({
         "batch_id": batch_id,
         "ratio_semantics": "a ratio is a share of output rows",
         "seed": config.seed,
@@ -102,8 +95,8 @@ def blend(config: Config, human: list[str | Path], synthetic: list[str | Path], 
         "splits": {"train": rows - eval_rows, "eval": eval_rows},
         "split_rule": f"eval if int(prompt_key[:16], 16) < {threshold(settings.eval_fraction)}",
         "files": files,
-    }
+    })
     out_dir = Path(out_dir)
-    atomic_write_json(out_dir / "report" / "blend.json", summary)
+    atomic_write_json(out_dir / "report" / "blend.json", summary.model_dump(mode="json"))
     composition_png(summary, out_dir / "report" / "composition.png")
     return BlendResult(files=files, rows=rows, summary=summary)

@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import Any
 
+from prefmix.contract import BlendSummary
+from prefmix.records import SOURCES
 from prefmix.store import atomic_write_bytes
 
 
-def composition_png(summary: dict[str, Any], path: Path) -> Path:
+def composition_png(summary: BlendSummary, path: Path) -> Path:
     """Grouped bars (requested hatched, achieved solid) per domain and source; written atomically."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    requested: dict[str, dict[str, int]] = summary["requested"]
-    achieved: dict[str, dict[str, int]] = summary["achieved"]
+    requested, achieved = summary.requested, summary.achieved
     domains = list(requested)
     series = [
         ("human requested", requested, "human", "#9ecae1", "//"),
@@ -35,11 +35,11 @@ def composition_png(summary: dict[str, Any], path: Path) -> Path:
     for dom in domains:
         got = achieved.get(dom, {})
         total = sum(got.values())
-        shares = " / ".join(f"{100 * got.get(src, 0) / total:.0f}%" for src in ("human", "synthetic")) if total else "empty"
+        shares = " / ".join(f"{100 * got.get(src, 0) / total:.0f}%" for src in SOURCES) if total else "empty"
         labels.append(f"{dom}\n{total} rows\nhuman / synthetic {shares}")
     ax.set_xticks(range(len(domains)), labels, fontsize=8)
     ax.set_ylabel("rows")
-    ax.set_title(f"blend composition: {summary.get('rows', 0)} rows (ratio = share of output rows)")
+    ax.set_title(f"blend composition: {summary.rows} rows (ratio = share of output rows)")
     ax.legend(fontsize=8)
     fig.tight_layout()
     buffer = io.BytesIO()

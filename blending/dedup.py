@@ -6,6 +6,8 @@ from typing import Any
 
 import polars as pl
 
+from prefmix.records import SOURCES
+
 # Who wins a collision: human before synthetic, then the row the seeded sample would take first,
 # then input order (only reached by exact copies of one record).
 PRIORITY = ["synthetic", "sample_key", "rid_lo", "file", "row"]
@@ -44,7 +46,7 @@ def dedup(keys: pl.DataFrame, prompts: bool) -> tuple[pl.DataFrame, dict[str, An
         "cross_source": by_id["cross_source"] + by_prompt["cross_source"],
         "by_source": {
             source: {"exact_record_id": by_id[source], "duplicate_prompt": by_prompt[source]}
-            for source in ("human", "synthetic")
+            for source in SOURCES
         },
         "prompts_deduplicated": prompts,
     }

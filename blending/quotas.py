@@ -14,8 +14,7 @@ from typing import Mapping
 
 from prefmix.config import Blend
 from prefmix.errors import ConfigError, InputError, QuotaShortfall
-
-SOURCES = ("human", "synthetic")
+from prefmix.records import SOURCES
 Counts = dict[str, dict[str, int]]
 
 

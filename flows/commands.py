@@ -1,115 +1,54 @@
-"""CLI: `prefmix demo`, `prefmix run nightly|generate|blend`, `prefmix trigger`."""
+"""CLI handlers: `prefmix demo`, `prefmix run nightly|generate|blend` (here, through flows.runner) and
+`prefmix trigger FLOW` (on a Prefect server, picked up by a worker)."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import re
-import sys
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-DEMO_CONFIG = REPO / "configs" / "demo.yaml"
+from prefmix.context import DEMO_CONFIG
+from prefmix.errors import UserError
+
+# flow name -> deployment name, as in prefect.yaml
+DEPLOYMENTS = {"generate": "generate/generate", "blend": "blend/blend", "nightly": "nightly/nightly"}
+PARAM_ALIASES = {"config": "config_path"}
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    demo = sub.add_parser("demo", help="write sample data and run the nightly flow once on embedded defaults")
-    demo.add_argument("--store", help="store folder (default: PREFMIX_STORE, else the demo config's)")
-    demo.add_argument("--prompts", type=int, default=240, help="sample prompts to write (default 240)")
-    demo.add_argument("--items", type=int, default=300, help="human items per sample shard (default 300)")
-    demo.add_argument("--json", action="store_true", help="print the run summary as JSON")
-    demo.set_defaults(handler=_demo)
-
-    run = sub.add_parser("run", help="run a flow on a config")
-    run_sub = run.add_subparsers(dest="flow", required=True, metavar="FLOW", parser_class=type(run))
-    nightly = run_sub.add_parser("nightly", help="ingest, generate, blend, gate, publish, record")
-    nightly.add_argument("--config", required=True, help="YAML config file")
-    nightly.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                         help="override a config key (repeatable)")
-    nightly.add_argument("--limit", type=int, help="generate for at most N prompts")
-    nightly.add_argument("--date", dest="run_date", help="run date YYYY-MM-DD (default: today, UTC)")
-    nightly.add_argument("--json", action="store_true", help="print the run summary as JSON")
-    nightly.set_defaults(handler=_run_nightly)
-
-
-def _quiet_prefect_console() -> None:
-    # The rich display owns the terminal; Prefect's own INFO lines still reach its API and the UI.
-    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
-    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_FLOW_RUNS_LEVEL", "WARNING")
-    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_TASK_RUNS_LEVEL", "WARNING")
-    # The ephemeral server would try to send telemetry, which fails loudly on a closed network.
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-
-
-def _one_line_user_errors() -> None:
-    """Keep Prefect's console from echoing a user error (or a store write refused by the OS) as a traceback:
-    the CLI prints it as one line."""
-    import logging
-
-    from prefmix.errors import RunAborted, UserError
-
-    def user_error_names() -> set[str]:
-        found, todo = {"RunAborted", "OSError", "PermissionError", "FileNotFoundError"}, [UserError]
-        while todo:
-            cls = todo.pop()
-            found.add(cls.__name__)
-            todo.extend(cls.__subclasses__())
-        return found
-
-    def keep(record: logging.LogRecord) -> bool:
-        exc = record.exc_info[1] if record.exc_info else None
-        if isinstance(exc, (UserError, RunAborted, OSError)):  # OSError: _run_flow prints it as one line
-            return False
-        if record.levelno >= logging.ERROR and record.name.startswith(("prefect.flow_runs", "prefect.task_runs")):
-            # "Finished in state Failed('Task run encountered an exception InputError: ...')" carries no exc_info
-            return not re.search(r"\b(" + "|".join(sorted(user_error_names())) + r")\b[:(]", record.getMessage())
-        return True
-
-    for handler in logging.getLogger().handlers:
-        if isinstance(handler, logging.StreamHandler) and keep not in handler.filters:
-            handler.addFilter(keep)
-    # Prefect's event queue says "Still processing items" while it drains at exit: progress, not a problem.
-    logging.getLogger("EventsWorker").setLevel(logging.ERROR)
-
-
-def _run_flow(config_path: str, overrides: list[str], run_date: str | None, limit: int | None,
-              as_json: bool) -> int:
-    from prefmix.config import load
-
-    load(config_path, overrides)  # a bad config fails here, before Prefect starts
-    _quiet_prefect_console()
-    from prefmix.flows import progress
-    from prefmix.flows.nightly import nightly
-
-    _one_line_user_errors()
-
-    if not as_json:
-        progress.install(progress.RichReporter())
+def _count(text: str) -> int:
+    """A count given on the command line: a whole number >= 0 (argparse turns the error into one line)."""
     try:
-        state = nightly(config_path=config_path, overrides=overrides, run_date=run_date, limit=limit,
-                        return_state=True)
-    finally:
-        progress.install(None)
-    try:
-        summary = state.result()
-    except OSError as exc:  # the store's disk refused a write: say where, once; nothing half-published stays current
-        print(f"prefmix: failed: {exc}; the previous published batch stays latest, the next run clears what was staged",
-              file=sys.stderr)
-        return 1
-    if as_json:
-        print(json.dumps(summary, indent=2, default=str))
-    else:
-        print_summary(summary)
-    return 0 if summary["status"] in ("published", "overridden") else 1
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {value}")
+    return value
 
 
-def _run_nightly(args: argparse.Namespace) -> int:
-    return _run_flow(args.config, args.overrides, args.run_date, args.limit, args.json)
+def _config_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True, help="YAML config file")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config key (repeatable), value parsed as YAML")
+    parser.add_argument("--json", action="store_true", help="print the run summary as JSON (no progress display)")
 
 
-def _demo(args: argparse.Namespace) -> int:
+# demo ----------------------------------------------------------------------------
+def demo_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--store", help="store folder (default: PREFMIX_STORE, else the demo config's demo-store/)")
+    parser.add_argument("--prompts", type=_count, default=240, help="sample prompts to write (default 240)")
+    parser.add_argument("--items", type=_count, default=300, help="human items per sample shard (default 300)")
+    parser.add_argument("--json", action="store_true", help="print the run summary as JSON")
+
+
+def demo(args: argparse.Namespace) -> int:
+    config_path = prepare_demo(DEMO_CONFIG, args.store, args.prompts, args.items)
+    return _nightly(str(config_path), [], None, None, args.json)
+
+
+def prepare_demo(template: Path, store_arg: str | None, prompts: int, items: int) -> Path:
+    """Sample prompts and vendor shards in the store's inputs/, and the demo config that names them."""
     import yaml
 
     from prefmix.annotations.samples import write_sample_shards
@@ -117,38 +56,182 @@ def _demo(args: argparse.Namespace) -> int:
     from prefmix.samples import write_prompts
     from prefmix.store import Store, atomic_write_text
 
-    config = load(DEMO_CONFIG)
-    store = Store.at(args.store or config.store)
+    config = load(template)
+    store = Store.at(store_arg or config.store_root())
     inputs = store.inputs
-    write_prompts(inputs / "prompts" / "prompts.parquet", args.prompts, seed=config.seed, domains=config.domains)
-    shards = write_sample_shards(inputs / "human", seed=config.seed, n_items=args.items)
-
-    data: dict[str, Any] = yaml.safe_load(DEMO_CONFIG.read_text())
+    write_prompts(inputs / "prompts" / "prompts.parquet", prompts, seed=config.seed, domains=config.domains)
+    shards = write_sample_shards(inputs / "human", seed=config.seed, n_items=items)
+    data: dict[str, Any] = yaml.safe_load(template.read_text())
     data["store"] = str(store.root)
     data["prompts"] = [{"path": str(inputs / "prompts" / "prompts.parquet")}]
     data["human"]["shards"] = [shard.model_dump(mode="json", exclude_defaults=False) for shard in shards]
     for teacher in data.get("teachers", []):
         launch = teacher.get("launch")
         if launch and launch.get("model_dir") and not Path(launch["model_dir"]).is_absolute():
-            launch["model_dir"] = str((DEMO_CONFIG.parent / launch["model_dir"]).resolve())
+            launch["model_dir"] = str((template.parent / launch["model_dir"]).resolve())
     config_path = inputs / "demo-config.yaml"
     atomic_write_text(config_path, yaml.safe_dump(data, sort_keys=False))
-    return _run_flow(str(config_path), [], None, None, args.json)
+    return config_path
 
 
-def print_summary(summary: dict[str, Any]) -> None:
+# run nightly -----------------------------------------------------------------------
+def nightly_arguments(parser: argparse.ArgumentParser) -> None:
+    _config_arguments(parser)
+    parser.add_argument("--limit", type=_count, help="generate for at most N prompts")
+    parser.add_argument("--date", dest="run_date", help="run date YYYY-MM-DD (default: today, UTC)")
+
+
+def run_nightly(args: argparse.Namespace) -> int:
+    return _nightly(args.config, args.overrides, args.run_date, args.limit, args.json)
+
+
+def _nightly(config_path: str, overrides: list[str], run_date: str | None, limit: int | None, as_json: bool) -> int:
+    from prefmix.contract import NightlySummary
+    from prefmix.flows import runner
+    from prefmix.flows.nightly import configure
+
+    configure(config_path, overrides, limit)  # a bad config fails here, before Prefect starts
+    runner.quiet_prefect()
+    from prefmix.flows.nightly import nightly
+
+    summary = runner.run(nightly, {"config_path": config_path, "overrides": overrides, "run_date": run_date, "limit": limit},
+                         NightlySummary, show_progress=not as_json)
+    if as_json:
+        print(json.dumps(summary.model_dump(mode="json"), indent=2, default=str))
+    else:
+        print_nightly(summary)
+    return 0 if summary.status in ("published", "overridden") else 1
+
+
+# run generate ----------------------------------------------------------------------
+def generate_arguments(parser: argparse.ArgumentParser) -> None:
+    _config_arguments(parser)
+    parser.add_argument("--limit", type=_count, help="generate for at most N prompts")
+    parser.add_argument("--run-id", help="run id (default: derived from the generation config; the same config resumes)")
+    parser.add_argument("--teacher", help="generate with this teacher only")
+    parser.add_argument("--task-runner", choices=["thread", "ray"], default="thread",
+                        help="where chunks run: threads here, or a Ray cluster (default thread)")
+    parser.add_argument("--ray-address", help="Ray cluster address, e.g. 10.0.0.5:6379 (default: start a local one)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress display")
+
+
+def run_generate(args: argparse.Namespace) -> int:
+    from prefmix.flows import runner
+    from prefmix.flows.generate import GenerateSummary, configure
+
+    configure(args.config, args.overrides, args.limit, args.teacher, args.run_id)  # fails before a flow run starts
+    runner.quiet_prefect()
+    from prefmix.flows.generate import generate
+
+    params = {"config_path": args.config, "limit": args.limit, "run_id": args.run_id, "teacher": args.teacher,
+              "overrides": args.overrides, "task_runner": args.task_runner, "ray_address": args.ray_address}
+    summary = runner.run(generate, params, GenerateSummary, show_progress=not (args.json or args.no_progress))
+    if args.json:
+        print(json.dumps(summary.model_dump(mode="json"), indent=2, default=str))
+    else:
+        s = summary.summary
+        rejected = ", ".join(f"{k} {v}" for k, v in s.rejections.items()) or "none"
+        print(f"run {summary.run_id}: {s.prompts_in} prompts -> {s.records} pairs, rejected {rejected}; requests sent "
+              f"{s.requests_sent}, from cache {s.requests_cached}; chunks {summary.chunks} (skipped {summary.chunks_cached})")
+        print(f"records: {summary.run_dir}/chunks")
+    return 0
+
+
+# run blend -------------------------------------------------------------------------
+def blend_arguments(parser: argparse.ArgumentParser) -> None:
+    _config_arguments(parser)
+    parser.add_argument("--batch-id", help="batch id (default: derived from config and inputs)")
+    parser.add_argument("--run", dest="runs", action="append", metavar="RUN_ID",
+                        help="generation run to take synthetic records from (repeatable; default: every finished run)")
+
+
+def run_blend(args: argparse.Namespace) -> int:
+    from prefmix.flows import runner
+    from prefmix.flows.blend import AdhocBlendSummary, configure
+
+    configure(args.config, args.overrides, None)
+    runner.quiet_prefect()
+    from prefmix.flows.blend import blend
+
+    params = {"config_path": args.config, "overrides": args.overrides, "batch_id": args.batch_id, "runs": args.runs}
+    summary = runner.run(blend, params, AdhocBlendSummary, show_progress=not args.json)
+    if args.json:
+        print(json.dumps(summary.model_dump(mode="json"), indent=2, default=str))
+    else:
+        print(f"batch {summary.batch_id}: {summary.rows} rows staged at {summary.staged}")
+    return 0
+
+
+# trigger ---------------------------------------------------------------------------
+def trigger_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("flow", choices=sorted(DEPLOYMENTS), help="which deployment")
+    parser.add_argument("--param", "-p", dest="params", action="append", default=[], metavar="KEY=VALUE",
+                        help="flow parameter, value parsed as YAML (repeatable), e.g. --param limit=50")
+    parser.add_argument("--deployment", help="FLOW/DEPLOYMENT name (default: the one from prefect.yaml)")
+    parser.add_argument("--json", action="store_true", help="print the flow run as JSON")
+
+
+def parse_params(items: list[str]) -> dict[str, Any]:
+    """`key=value` pairs; values are YAML (50 -> int, {a: 1} -> dict, text -> str)."""
+    from prefmix.yamlio import parse_yaml
+
+    params: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise UserError(f"--param: expected key=value, got {item!r}")
+        params[PARAM_ALIASES.get(key, key)] = parse_yaml(raw, f"--param {key}")
+    return params
+
+
+def trigger(args: argparse.Namespace) -> int:
+    """Create a flow run of a deployment and return at once (the worker runs it)."""
+    from prefmix.flows.runner import quiet_prefect
+
+    quiet_prefect()
+    import httpx
+    from prefect.client.orchestration import get_client
+    from prefect.deployments import run_deployment
+    from prefect.exceptions import ObjectNotFound
+    from prefect.settings import PREFECT_API_URL
+
+    params = parse_params(args.params)
+    url = PREFECT_API_URL.value()
+    if not url:
+        raise UserError("PREFECT_API_URL is not set; start a server (`make server`) and "
+                        "export PREFECT_API_URL=http://127.0.0.1:4200/api")
+    name = args.deployment or DEPLOYMENTS[args.flow]
+    try:
+        with get_client(sync_client=True) as client:
+            found = client.read_deployment_by_name(name)
+    except ObjectNotFound:
+        raise UserError(f"deployment {name!r} not found on {url}; create it with `make deploy`") from None
+    except (httpx.HTTPError, OSError) as exc:
+        raise UserError(f"cannot reach the Prefect API at {url}: {exc}") from None
+    known = set((found.parameter_openapi_schema or {}).get("properties", {}))
+    unknown = sorted(set(params) - known) if known else []
+    if unknown:
+        raise UserError(f"--param {unknown[0]}: deployment {name!r} has no such parameter (has: {', '.join(sorted(known))})")
+    run = run_deployment(name, parameters=params, timeout=0, as_subflow=False)
+    if args.json:
+        print(json.dumps({"id": str(run.id), "name": run.name, "state": run.state_name, "deployment": name}))
+    else:
+        print(f"flow run {run.name} ({run.id}) {run.state_name}")
+    return 0
+
+
+# printing --------------------------------------------------------------------------
+def print_nightly(summary: Any) -> None:
     from rich.console import Console
     from rich.table import Table
 
     console = Console()
-    status = summary["status"]
-    colour = {"published": "green", "quarantined": "red", "overridden": "yellow"}.get(status, "white")
-    console.print(f"\n[bold]batch[/] {summary['batch_id']}  [bold {colour}]{status}[/]  gate verdict: "
-                  f"[bold]{summary['verdict']}[/]  rows: {summary['rows']}")
-    if summary.get("failed_checks"):
-        console.print(f"[red]failed checks:[/] {', '.join(summary['failed_checks'])}")
-
-    achieved: dict[str, dict[str, int]] = summary.get("achieved") or {}
+    colour = {"published": "green", "quarantined": "red", "overridden": "yellow"}.get(summary.status, "white")
+    console.print(f"\n[bold]batch[/] {summary.batch_id}  [bold {colour}]{summary.status}[/]  gate verdict: "
+                  f"[bold]{summary.verdict}[/]  rows: {summary.rows}")
+    if summary.failed_checks:
+        console.print(f"[red]failed checks:[/] {', '.join(summary.failed_checks)}")
+    achieved: dict[str, dict[str, int]] = summary.achieved
     if achieved:
         table = Table(title="rows per domain and source")
         sources = sorted({s for per in achieved.values() for s in per})
@@ -163,23 +246,21 @@ def print_summary(summary: dict[str, Any]) -> None:
                 totals[s] += per.get(s, 0)
         table.add_row("[bold]all", *(f"[bold]{totals[s]}" for s in sources), f"[bold]{sum(totals.values())}")
         console.print(table)
-
-    for run in summary.get("synthetic") or []:
-        rejected = ", ".join(f"{k} {v}" for k, v in (run.get("rejections") or {}).items()) or "none"
-        console.print(f"synthetic: {run.get('prompts_in')} prompts -> {run.get('records')} pairs; rejected: {rejected}")
-    annotation = summary.get("annotation") or {}
-    if annotation:
-        console.print("human agreement: " + ", ".join(f"{k} {_fmt(v)}" for k, v in annotation.items()))
-    judge = summary.get("judge_human")
-    if judge:
-        console.print(f"judge-human agreement: {_fmt(judge.get('agreement'))} on {judge.get('judged', '?')} pairs")
-    console.print(f"data:     {summary['batch_dir']}/data")
-    console.print(f"manifest: {summary['manifest']}")
-    for name, path in (summary.get("report") or {}).items():
+    for run in summary.synthetic:
+        rejected = ", ".join(f"{k} {v}" for k, v in run.rejections.items()) or "none"
+        console.print(f"synthetic: {run.prompts_in} prompts -> {run.records} pairs; rejected: {rejected}")
+    if summary.annotation:
+        console.print("human agreement: " + ", ".join(f"{k} {_fmt(v)}" for k, v in summary.annotation.items()))
+    if summary.judge_human:
+        console.print(f"judge-human agreement: {_fmt(summary.judge_human.agreement)} on {summary.judge_human.judged} pairs")
+    console.print(f"data:     {summary.batch_dir}/data")
+    console.print(f"manifest: {summary.manifest}")
+    for name, path in summary.report.items():
         if path:
             console.print(f"{name + ':':<9} {path}")
-    console.print(f"store:    {summary['store']}")
+    console.print(f"store:    {summary.store}")
 
 
 def _fmt(value: Any) -> str:
     return f"{value:.3f}" if isinstance(value, float) else str(value)
+

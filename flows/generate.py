@@ -12,21 +12,24 @@ RayTaskRunner); the teachers' endpoints (vLLM replicas) are shared by all.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import json
-import re
 from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.context import TaskRunContext
-from prefect.futures import wait
+from prefect.futures import as_completed
 
-from prefmix.flows.steps import RETRYABLE
 from prefmix.config import Config, load
+from prefmix.contract import GenerateSummary, GenerationRun
 from prefmix.errors import ConfigError
+from prefmix.flows import progress
+from prefmix.flows.steps import RETRYABLE
+from prefmix.hashing import short_hash
+from prefmix.slug import slug
 from prefmix.store import Store
+
+__all__ = ["GenerateSummary", "configure", "generate"]
 
 
 def chunk_cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
@@ -48,14 +51,18 @@ def run_chunk_task(config: Config, store: Store, run_id: str, chunk: Any,
 
 
 @task(name="finalize-run", **RETRYABLE)
-def finalize_task(config: Config, store: Store, run_id: str, teachers: dict[str, list[str]] | None) -> Any:
+def finalize_task(config: Config, store: Store, run_id: str, teachers: dict[str, list[str]] | None) -> GenerationRun:
     from prefmix.generators.run import finalize_run
 
     return finalize_run(config, store, run_id, teachers=teachers)
 
 
-def configure(config_path: str, overrides: list[str] | None, limit: int | None, teacher: str | None) -> Config:
-    """The config of one ad hoc run: file + overrides, then the run's own parameters."""
+def configure(config_path: str, overrides: list[str] | None, limit: int | None, teacher: str | None,
+              run_id: str | None = None) -> Config:
+    """The config of one ad hoc run: file + overrides, then the run's own parameters; every mistake is found here."""
+    from prefmix.generators.durable import check_run_id
+    from prefmix.generators.launch import check_launch
+
     config = load(config_path, overrides or [])
     if teacher is not None:
         names = [t.name for t in config.teachers]
@@ -63,7 +70,12 @@ def configure(config_path: str, overrides: list[str] | None, limit: int | None, 
             raise ConfigError(f"{config_path}: teacher {teacher!r} is not in teachers {names}")
         config.generation.teachers = [teacher]
     if limit is not None:
+        if limit < 0:
+            raise ConfigError(f"--limit {limit}: expected a whole number >= 0")
         config.generation.limit = limit
+    if run_id is not None:
+        check_run_id(run_id)
+    check_launch(config)
     return config
 
 
@@ -73,17 +85,10 @@ def teacher_label(config: Config) -> str:
 
 def default_run_id(config: Config) -> str:
     """Same generation config -> same run id, so triggering a finished generation again resumes it (a no-op)."""
-    fingerprint = hashlib.sha256(
-        json.dumps({"generation": config.generation.model_dump(mode="json"),
-                    "teachers": [t.model_dump(mode="json", exclude={"endpoints", "launch"}) for t in config.teachers],
-                    "prompts": [p.model_dump(mode="json") for p in config.prompts]},
-                   sort_keys=True).encode()
-    ).hexdigest()[:10]
-    return f"gen-{_slug(teacher_label(config))}-{fingerprint}"
-
-
-def _slug(text: str, keep: str = "a-z0-9-") -> str:
-    return re.sub(f"[^{keep}]+", "-", text.lower()).strip("-") or "x"
+    fingerprint = short_hash({"generation": config.generation.model_dump(mode="json"),
+                              "teachers": [t.model_dump(mode="json", exclude={"endpoints", "launch"}) for t in config.teachers],
+                              "prompts": [p.model_dump(mode="json") for p in config.prompts]})
+    return f"gen-{slug(teacher_label(config))}-{fingerprint}"
 
 
 def _flow_run_name() -> str:
@@ -117,20 +122,20 @@ def make_task_runner(name: str, ray_address: str | None) -> Any:
 @flow(name="generate", flow_run_name=_flow_run_name, log_prints=True, validate_parameters=True)
 def generate(config_path: str, limit: int | None = None, run_id: str | None = None, teacher: str | None = None,
              overrides: list[str] | None = None, task_runner: str = "thread",
-             ray_address: str | None = None) -> dict[str, Any]:
+             ray_address: str | None = None) -> GenerateSummary:
     """Generate synthetic preference pairs for the config's prompts; chunks run as cached, retried tasks."""
     logger = get_run_logger()
-    config = configure(config_path, overrides, limit, teacher)
+    config = configure(config_path, overrides, limit, teacher, run_id)
     run_id = run_id or default_run_id(config)
-    store = Store.at(config.store)
+    store = Store.at(config.store_root())
     runner = make_task_runner(task_runner, ray_address)  # a bad runner name fails before any work
-    summary = run_generation(config, store, run_id, runner)
-    logger.info("generation %s: %s", run_id, json.dumps(summary["summary"], default=str))
+    summary = run_generation(config, store, run_id, runner, progress.reporter(logger))
+    logger.info("generation %s: %s", run_id, summary.summary.model_dump_json())
     _summary_artifact(summary)
     return summary
 
 
-def run_generation(config: Config, store: Store, run_id: str, runner: Any) -> dict[str, Any]:
+def run_generation(config: Config, store: Store, run_id: str, runner: Any, report: progress.Reporter) -> GenerateSummary:
     """Plan the chunks, run them as tasks on `runner`, finalize the run; returns the run's summary."""
     from prefmix.generators.launch import launched_teachers
     from prefmix.generators.run import plan_chunks
@@ -146,45 +151,46 @@ def run_generation(config: Config, store: Store, run_id: str, runner: Any) -> di
                                "teachers": endpoints})
                 for i, chunk in enumerate(chunks)
             ]
-            wait(futures)
+            report.stage(f"generate {len(chunks)} chunks of run {run_id}")
+            pairs = rejected = 0
+            for done, future in enumerate(as_completed(futures), start=1):
+                chunk = future.result()  # the first failed chunk fails the flow, with its own error
+                pairs, rejected = pairs + chunk.records, rejected + sum(chunk.rejections.values())
+                report.update({"label": "chunks", "total": len(chunks), "done": done, "pairs": pairs, "rejected": rejected})
             states = [f.state for f in futures]
-            for future in futures:
-                future.result()  # the first failed chunk fails the flow, with its own error
         result = finalize_task(config, store, run_id, endpoints)
-    cached = sum(1 for s in states if s.name == "Cached")
-    return {
-        "run_id": run_id,
-        "teachers": teacher_label(config),
-        "limit": config.generation.limit,
-        "chunks": len(chunks),
-        "chunks_cached": cached,
-        "summary": dict(result.summary),
-        "record_files": [str(p) for p in result.record_files],
-        "run_dir": str(store.run_dir(run_id)),
-        "store": str(store.root),
-        "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-    }
+    report.done()
+    return GenerateSummary(
+        run_id=run_id,
+        teachers=teacher_label(config),
+        limit=config.generation.limit,
+        chunks=len(chunks),
+        chunks_cached=sum(1 for s in states if s.name == "Cached"),
+        summary=result.summary,
+        record_files=[str(p) for p in result.record_files],
+        run_dir=str(store.run_dir(run_id)),
+        store=str(store.root),
+        finished_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    )
 
 
-def _summary_artifact(summary: dict[str, Any]) -> None:
-    s = summary["summary"]
-    rejections = s.get("rejections") or {}
+def _summary_artifact(summary: GenerateSummary) -> None:
+    s = summary.summary
     lines = [
-        f"# Generation run `{summary['run_id']}`",
+        f"# Generation run `{summary.run_id}`",
         "",
         "| | |",
         "|---|---|",
-        f"| teachers | {summary['teachers']} |",
-        f"| limit | {summary['limit'] if summary['limit'] is not None else 'all'} |",
-        f"| prompts in | {s.get('prompts_in')} |",
-        f"| pairs written | {s.get('records')} |",
-        f"| rejected | {sum(rejections.values()) if isinstance(rejections, dict) else rejections} |",
-        f"| requests sent / from cache | {s.get('requests_sent')} / {s.get('requests_cached')} |",
-        f"| chunks (skipped as finished) | {summary['chunks']} ({summary['chunks_cached']}) |",
+        f"| teachers | {summary.teachers} |",
+        f"| limit | {summary.limit if summary.limit is not None else 'all'} |",
+        f"| prompts in | {s.prompts_in} |",
+        f"| pairs written | {s.records} |",
+        f"| rejected | {sum(s.rejections.values())} |",
+        f"| requests sent / from cache | {s.requests_sent} / {s.requests_cached} |",
+        f"| chunks (skipped as finished) | {summary.chunks} ({summary.chunks_cached}) |",
         "",
     ]
-    if isinstance(rejections, dict) and rejections:
-        lines += ["| rejection reason | count |", "|---|---|", *(f"| {k} | {v} |" for k, v in sorted(rejections.items())), ""]
-    lines.append(f"Records: `{summary['run_dir']}/chunks/`")
-    create_markdown_artifact("\n".join(lines), key=f"generate-{_slug(summary['run_id'])}"[:100],
-                             description=f"generation run {summary['run_id']}")
+    if s.rejections:
+        lines += ["| rejection reason | count |", "|---|---|", *(f"| {k} | {v} |" for k, v in sorted(s.rejections.items())), ""]
+    lines.append(f"Records: `{summary.run_dir}/chunks/`")
+    create_markdown_artifact("\n".join(lines), key=slug(f"generate-{summary.run_id}"), description=f"generation run {summary.run_id}")

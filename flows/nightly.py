@@ -1,30 +1,34 @@
-"""The nightly flow: ingest human shards, generate synthetic pairs, blend, gate, publish, record."""
+"""The nightly flow: ingest human shards, generate synthetic pairs, blend, gate, publish, record.
+
+Wiring only: every decision is a room's (the batch id and the input manifest:
+lineage.batch and lineage.manifest; publish or quarantine: the gate's verdict,
+read by lineage.publish.release; the summary: lineage.summary).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import json
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass
 
 from prefect import flow, get_run_logger
 from prefect.context import get_run_context
 
+from prefmix.annotations.ingest import HumanIngest
+from prefmix.config import Config, load
+from prefmix.contract import GenerationRun, JudgeHumanAgreement, NightlySummary, SyntheticRun
+from prefmix.crash import crash_point
+from prefmix.errors import ConfigError
 from prefmix.flows import progress
-from prefmix.flows.transaction import staged_batch
 from prefmix.flows.steps import (
     blend_batch,
     calibrate_judge,
     gate_batch,
     generate_synthetic,
     ingest_human,
-    publish_or_quarantine,
+    publish_batch,
     write_human_records,
 )
-from prefmix.config import Config, load
-from prefmix.crash import crash_point
-from prefmix.errors import ConfigError
+from prefmix.flows.transaction import staged_batch
 from prefmix.store import Store
 
 
@@ -43,10 +47,39 @@ def check_day(day: str) -> str:
     return day
 
 
-def batch_id_for(config: Config, input_hashes: list[str], day: str) -> str:
-    """Same day, same config, same inputs -> same batch id (a rerun finds its own batch)."""
-    payload = json.dumps({"config": config.redacted(), "inputs": sorted(input_hashes)}, sort_keys=True)
-    return f"b{day.replace('-', '')}-{hashlib.sha256(payload.encode()).hexdigest()[:10]}"
+def configure(config_path: str, overrides: list[str] | None, limit: int | None) -> Config:
+    """The config of one nightly run: file + overrides + the run's limit; every config mistake is found here."""
+    from prefmix.generators.launch import check_launch
+    from prefmix.validators.policy import severities
+
+    config = load(config_path, overrides or [])
+    if limit is not None:
+        if limit < 0:
+            raise ConfigError(f"--limit {limit}: expected a whole number >= 0")
+        config.generation.limit = limit
+    severities(config.gate)  # an unknown check name, before any generation
+    check_launch(config)
+    return config
+
+
+@dataclass
+class Preflight:
+    human: HumanIngest
+    prompts: int
+
+
+def preflight(config: Config) -> Preflight:
+    """Everything that can be wrong with the inputs, found before the store is touched."""
+    from prefmix.blending.quotas import check_sources
+    from prefmix.generators.plan import build_plan
+
+    human = ingest_human(config)
+    # The plan reads prompts, templates and constitution (no network).
+    plan = build_plan(config, "preflight") if config.generation.enabled and config.prompts else None
+    prompts = plan.prompts.height if plan is not None else 0
+    check_sources(config.blend, config.domains, {"human": human.records.height, "synthetic": prompts},
+                  {"human": len(config.human.shards), "synthetic": len(config.prompts)})
+    return Preflight(human, prompts)
 
 
 def _flow_run_id() -> str | None:
@@ -58,176 +91,85 @@ def _flow_run_id() -> str | None:
 
 @flow(name="nightly", flow_run_name="nightly-{run_date}", log_prints=True, validate_parameters=True)
 def nightly(config_path: str, overrides: list[str] | None = None, run_date: str | None = None,
-            limit: int | None = None) -> dict[str, Any]:
+            limit: int | None = None) -> NightlySummary:
     """One gated, versioned preference batch from today's prompts and the newest human shards."""
-    logger = get_run_logger()
-    report = progress.reporter(logger)
-    config = load(config_path, overrides or [])
-    if limit is not None:
-        if limit < 0:
-            raise ConfigError(f"--limit {limit}: expected a number >= 0")
-        config.generation.limit = limit
+    report = progress.reporter(get_run_logger())
+    config = configure(config_path, overrides, limit)
     day = check_day(run_date) if run_date else _today()
     return run_nightly(config, day, report, _flow_run_id())
 
 
-def run_nightly(config: Config, day: str, report: progress.Reporter, flow_run_id: str | None) -> dict[str, Any]:
-    store = Store.at(config.store)
-    ledger_url = config.lineage.ledger_url
-
-    # Everything that can be wrong with the inputs is found before the store is touched.
-    report.stage("ingest human shards")
-    human = ingest_human(config)
-
-    from prefmix.generators.plan import build_plan
-
-    # The plan reads prompts, templates and constitution (no network), so a bad one fails before the lock.
-    plan = build_plan(config, f"nightly-{day}") if config.generation.enabled and config.prompts else None
-    prompts = plan.prompts if plan is not None else None
-
+def run_nightly(config: Config, day: str, report: progress.Reporter, flow_run_id: str | None) -> NightlySummary:
     from prefmix.generators.launch import launched_teachers
+    from prefmix.lineage.batch import nightly_batch_id
     from prefmix.lineage.events import LineageEmitter, file_dataset
-    from prefmix.lineage.manifest import read_manifest
+    from prefmix.lineage.manifest import input_entries, read_manifest
     from prefmix.lineage.publish import recover
+    from prefmix.lineage.summary import nightly_summary
+
+    store = Store.at(config.store_root())
+    report.stage("ingest human shards")
+    checked = preflight(config)
+    human = checked.human
 
     with store.lock(f"nightly {day}"):
-        recovered = recover(store, ledger_url=ledger_url)
+        recovered = recover(store, ledger_url=config.lineage.ledger_url)
         run_id = f"nightly-{day}"
         emitter = LineageEmitter(config, store)
         with emitter.run("prefmix.nightly", run_id=flow_run_id) as flow_run:
             parent = flow_run.ref
-            with emitter.run("prefmix.ingest_human", parent,
-                             inputs=[file_dataset(i["path"], i["sha256"]) for i in human.inputs]):
+            with emitter.run("prefmix.ingest_human", parent, inputs=[file_dataset(i.path, i.sha256) for i in human.inputs if i.path]):
                 pass
 
-            synthetic_runs: list[dict[str, Any]] = []
-            synthetic_files: list[str] = []
-            judge_human: dict[str, Any] | None = None
+            generated: GenerationRun | None = None
+            judge_human: JudgeHumanAgreement | None = None
             with launched_teachers(config, store.run_dir(run_id) / "logs") as endpoints:
-                if prompts is not None and len(prompts):
-                    report.stage(f"generate synthetic pairs ({len(prompts)} prompts)")
-                    with emitter.run("prefmix.generate", parent,
-                                     inputs=[file_dataset(p.path) for p in config.prompts]) as gen_run:
-                        gen = generate_synthetic(config, store, run_id, endpoints, report)
-                        gen_run.outputs.extend(file_dataset(f) for f in gen.record_files)
-                    synthetic_runs.append({"run_id": gen.run_id, **gen.lineage, "summary": gen.summary})
-                    synthetic_files = list(gen.record_files)
+                if checked.prompts:
+                    report.stage(f"generate synthetic pairs ({checked.prompts} prompts)")
+                    with emitter.run("prefmix.generate", parent, inputs=[file_dataset(p.path) for p in config.prompts]) as gen_run:
+                        generated = generate_synthetic(config, store, run_id, endpoints, report)
+                        gen_run.outputs.extend(file_dataset(f) for f in generated.record_files)
                     crash_point("nightly:after-generate")
-                if config.human.calibration_sample and len(human.records):
+                if config.human.calibration_sample and human.records.height:
                     report.stage("judge-versus-human calibration")
                     with emitter.run("prefmix.calibrate_judge", parent):
                         judge_human = calibrate_judge(config, human.records, endpoints)
 
+            synthetic_files = list(generated.record_files) if generated else []
+            runs = [SyntheticRun(run_id=generated.run_id, summary=generated.summary, **generated.lineage.model_dump())] if generated else []
             human_file = write_human_records(store, run_id, human.records)
-            inputs = _inputs(config, human, human_file, synthetic_files)
-            batch_id = batch_id_for(config, [i["sha256"] for i in inputs], day)
-            finished = _finished(store, batch_id)
+            inputs = input_entries(config, human.inputs, human_file, synthetic_files)
+            batch_id = nightly_batch_id(config, inputs, day)
+            finished = store.find_batch(batch_id, staged=False)
             if finished is not None:  # a rerun after this batch was published or quarantined (e.g. killed after the rename)
                 report.done()
-                return _finished_summary(finished, human.stats, judge_human, synthetic_runs, recovered, store)
+                return nightly_summary(read_manifest(finished), finished, recovered, store, already_finished=True)
 
             # A crash (an exception, not a failed verdict) anywhere from here to publish removes the staged files.
             with staged_batch(store, batch_id):
                 report.stage(f"blend batch {batch_id}")
-                with emitter.run("prefmix.blend", parent,
-                                 inputs=[file_dataset(i["path"], i["sha256"]) for i in inputs
-                                         if i["role"] in ("human_records", "synthetic_records")]):
-                    staged, blend_result = blend_batch(config, store, batch_id, [human_file], synthetic_files)
+                blended = [file_dataset(i.path, i.sha256) for i in inputs if i.path and i.role in ("human_records", "synthetic_records")]
+                with emitter.run("prefmix.blend", parent, inputs=blended):
+                    staged, blend = blend_batch(config, store, batch_id, [human_file], synthetic_files)
                 crash_point("nightly:after-blend")
 
                 report.stage("gate")
                 with emitter.run("prefmix.gate", parent) as gate_run:
-                    gate = gate_batch(config, staged, human.stats, judge_human)
+                    gate = gate_batch(config, staged, human.report, judge_human)
                     gate_run.run_facets.update(_test_facet(gate))
                 crash_point("nightly:after-gate")
 
-                report.stage("publish" if gate.verdict != "fail" else "quarantine")
-                final_dir = publish_or_quarantine(
-                    config=config, store=store, batch_id=batch_id, staged=staged, inputs=inputs,
-                    synthetic_runs=synthetic_runs, blend_summary=blend_result.summary, annotation_stats=human.stats,
-                    judge_human=judge_human, gate=gate, flow_run_id=flow_run_id, emitter=emitter, parent=parent,
+                report.stage("quarantine" if gate.blocks else "publish")
+                final_dir = publish_batch(
+                    config=config, store=store, batch_id=batch_id, staged=staged, inputs=inputs, synthetic_runs=runs,
+                    blend=blend, annotation=human.report, judge_human=judge_human, gate=gate, flow_run_id=flow_run_id,
+                    emitter=emitter, parent=parent,
                 )
-        manifest = read_manifest(final_dir)
         report.done()
-        return {
-            "batch_id": batch_id,
-            "status": manifest["status_history"][-1]["status"],
-            "verdict": gate.verdict,
-            "failed_checks": [*gate.failed_critical, *gate.failed_warning],
-            "rows": blend_result.rows,
-            "achieved": blend_result.summary.get("achieved"),
-            "batch_dir": str(final_dir),
-            "manifest": str(Path(final_dir) / "manifest.json"),
-            "report": _moved(gate.report.model_dump(), staged, Path(final_dir)),
-            "composition": str(Path(final_dir) / "report" / "composition.png"),
-            "annotation": _annotation_headline(human.stats),
-            "judge_human": judge_human,
-            "synthetic": [run["summary"] for run in synthetic_runs],
-            "recovered": recovered,
-            "store": str(store.root),
-        }
+        return nightly_summary(read_manifest(final_dir), final_dir, recovered, store)
 
 
-def _finished(store: Store, batch_id: str) -> Path | None:
-    for place in (store.batch_dir(batch_id), store.quarantine(batch_id)):
-        if (place / "manifest.json").exists():
-            return place
-    return None
-
-
-def _finished_summary(final_dir: Path, annotation_stats: dict[str, Any], judge_human: dict[str, Any] | None,
-                      synthetic_runs: list[dict[str, Any]], recovered: dict[str, Any], store: Store) -> dict[str, Any]:
-    """The run summary of a batch an earlier run of the same day already finished, read from its manifest."""
-    from prefmix.lineage.manifest import read_manifest
-
-    manifest = read_manifest(final_dir)
-    gate, blend = manifest.get("gate") or {}, manifest.get("blend") or {}
-    staged = store.staging(manifest["batch_id"])
-    return {
-        "batch_id": manifest["batch_id"],
-        "status": manifest["status_history"][-1]["status"],
-        "verdict": gate.get("verdict"),
-        "failed_checks": [*gate.get("failed_critical", []), *gate.get("failed_warning", [])],
-        "rows": blend.get("rows", manifest.get("rows")),
-        "achieved": blend.get("achieved"),
-        "batch_dir": str(final_dir),
-        "manifest": str(final_dir / "manifest.json"),
-        "report": _moved(gate.get("report") or {}, staged, final_dir),
-        "composition": str(final_dir / "report" / "composition.png"),
-        "annotation": _annotation_headline(annotation_stats),
-        "judge_human": judge_human,
-        "synthetic": [run["summary"] for run in synthetic_runs],
-        "recovered": recovered,
-        "store": str(store.root),
-        "already_finished": True,
-    }
-
-
-def _test_facet(gate: Any) -> dict[str, Any]:
+def _test_facet(gate: object) -> dict[str, object]:
     from prefmix.lineage.events import test_facet
 
-    return {"test": test_facet(gate.model_dump(mode="json"))}
-
-
-def _moved(report: dict[str, Any], old: Path, new: Path) -> dict[str, Any]:
-    """Report paths written while staged, as they are after the batch moved."""
-    return {k: (str(new / Path(v).relative_to(old)) if v and Path(v).is_relative_to(old) else v)
-            for k, v in report.items()}
-
-
-def _inputs(config: Config, human: Any, human_file: str, synthetic_files: list[str]) -> list[dict[str, Any]]:
-    from prefmix.store import sha256_file
-
-    inputs: list[dict[str, Any]] = [{"role": "human_shard", **item} for item in human.inputs]
-    for prompt_set in config.prompts:
-        inputs.append({"role": "prompt_set", "path": prompt_set.path, "sha256": sha256_file(prompt_set.path)})
-    inputs.append({"role": "human_records", "path": human_file, "sha256": sha256_file(human_file)})
-    for path in synthetic_files:
-        inputs.append({"role": "synthetic_records", "path": path, "sha256": sha256_file(path)})
-    return inputs
-
-
-def _annotation_headline(stats: dict[str, Any]) -> dict[str, Any]:
-    keys = ("alpha", "percent_agreement", "excluded_annotators", "pairs", "rejected")
-    overall = stats.get("overall", stats)
-    return {k: overall[k] for k in keys if k in overall}
+    return {"test": test_facet(gate)}  # type: ignore[arg-type]

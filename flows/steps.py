@@ -1,7 +1,8 @@
 """Prefect tasks that wire the rooms together; each calls one room's public function.
 
 Retry policy: transient failures (teacher unreachable, I/O) are retried with
-exponential backoff; user errors (bad input, config) and gate failures are not.
+exponential backoff; user errors (bad input, config), infrastructure errors
+that a retry cannot fix and deliberate stops are not.
 """
 
 from __future__ import annotations
@@ -14,19 +15,30 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 
-from prefmix.flows import progress
+from prefmix.annotations.ingest import HumanIngest
 from prefmix.config import Config
-from prefmix.crash import crash_point
-from prefmix.errors import RunAborted, UserError
+from prefmix.contract import (
+    AnnotationStats,
+    BlendResult,
+    GateFacts,
+    GateResult,
+    GenerationRun,
+    JudgeHumanAgreement,
+    ManifestInput,
+    SyntheticRun,
+)
+from prefmix.errors import InfraError, RunAborted, UserError
+from prefmix.flows import progress
+from prefmix.hashing import sha256_file
 from prefmix.records import to_arrow
-from prefmix.store import Store, sha256_file, write_parquet
+from prefmix.store import Store, write_parquet
 
 
 def transient(task_: Any, run: Any, state: Any) -> bool:
-    """Retry unless the failure is the user's (bad input/config) or a deliberate stop."""
+    """Retry unless the failure is the user's (bad input/config), the infrastructure's, or a deliberate stop."""
     try:
         state.result()
-    except (UserError, RunAborted):
+    except (UserError, RunAborted, InfraError):
         return False
     except Exception:
         return True
@@ -38,7 +50,7 @@ RETRYABLE: dict[str, Any] = dict(retries=2, retry_delay_seconds=exponential_back
 
 
 @task(name="ingest-human", cache_policy=NO_CACHE)
-def ingest_human(config: Config) -> Any:
+def ingest_human(config: Config) -> HumanIngest:
     from prefmix.annotations.ingest import ingest
 
     return ingest(config)
@@ -46,7 +58,7 @@ def ingest_human(config: Config) -> Any:
 
 @task(name="generate-synthetic", cache_policy=NO_CACHE, **RETRYABLE)
 def generate_synthetic(config: Config, store: Store, run_id: str, endpoints: dict[str, list[str]],
-                       report: progress.Reporter | None = None) -> Any:
+                       report: progress.Reporter | None = None) -> GenerationRun:
     from prefmix.generators.run import generate
 
     def on_progress(info: dict[str, Any]) -> None:
@@ -61,7 +73,7 @@ def generate_synthetic(config: Config, store: Store, run_id: str, endpoints: dic
 
 
 @task(name="calibrate-judge", cache_policy=NO_CACHE, **RETRYABLE)
-def calibrate_judge(config: Config, human_records: pl.DataFrame, endpoints: dict[str, list[str]]) -> dict[str, Any]:
+def calibrate_judge(config: Config, human_records: pl.DataFrame, endpoints: dict[str, list[str]]) -> JudgeHumanAgreement:
     from prefmix.annotations.calibration import judge_human_agreement, sample_for_calibration
     from prefmix.generators.run import judge_pairs
 
@@ -80,44 +92,39 @@ def write_human_records(store: Store, run_id: str, records: pl.DataFrame) -> str
 
 
 @task(name="blend", cache_policy=NO_CACHE)
-def blend_batch(config: Config, store: Store, batch_id: str, human: list[str],
-                synthetic: list[str]) -> tuple[Path, Any]:
+def blend_batch(config: Config, store: Store, batch_id: str, human: list[str], synthetic: list[str]) -> tuple[Path, BlendResult]:
     from prefmix.blending.blend import blend
     from prefmix.lineage.publish import stage_dir
 
     staged = stage_dir(store, batch_id)
-    result = blend(config, human, synthetic, staged, batch_id)
-    return staged, result
+    return staged, blend(config, human, synthetic, staged, batch_id)
 
 
 @task(name="gate", cache_policy=NO_CACHE)
-def gate_batch(config: Config, staged: Path, annotation_stats: dict[str, Any],
-               judge_human: dict[str, Any] | None) -> Any:
-    from prefmix.validators.gate import GateFacts, gate_artifacts, run_gate
+def gate_batch(config: Config, staged: Path, annotation: AnnotationStats, judge_human: JudgeHumanAgreement | None) -> GateResult:
+    from prefmix.validators.gate import run_gate
 
-    overall = annotation_stats.get("overall", annotation_stats)
-    facts = GateFacts(
-        human_agreement=overall.get("alpha") if isinstance(overall, dict) else None,
-        judge_human=(judge_human or {}).get("agreement"),
-    )
-    result = run_gate(config, staged, facts)
-    gate_artifacts(result, staged.name)
-    return result
+    facts = GateFacts(human_agreement=annotation.overall.alpha, judge_human=judge_human.agreement if judge_human else None)
+    return run_gate(config, staged, facts)
 
 
 @task(name="publish", cache_policy=NO_CACHE)
-def publish_or_quarantine(*, config: Config, store: Store, batch_id: str, staged: Path, inputs: list[dict[str, Any]],
-                          synthetic_runs: list[dict[str, Any]], blend_summary: dict[str, Any],
-                          annotation_stats: dict[str, Any] | None, judge_human: dict[str, Any] | None, gate: Any,
-                          flow_run_id: str | None, emitter: Any = None, parent: Any = None) -> Path:
+def publish_batch(*, config: Config, store: Store, batch_id: str, staged: Path, inputs: list[ManifestInput],
+                  synthetic_runs: list[SyntheticRun], blend: BlendResult, annotation: AnnotationStats,
+                  judge_human: JudgeHumanAgreement | None, gate: GateResult, flow_run_id: str | None,
+                  emitter: Any = None, parent: Any = None) -> Path:
+    """Build the manifest and publish or quarantine the batch, as the gate decided; the gate's Prefect
+    artifacts are created afterwards, so their links point at where the report now lives."""
+    from prefmix.crash import crash_point
     from prefmix.lineage.manifest import build_manifest
-    from prefmix.lineage.publish import publish, quarantine
+    from prefmix.lineage.publish import release
+    from prefmix.validators.gate import gate_artifacts
 
     manifest = build_manifest(
         batch_id=batch_id, config=config, batch_dir=staged, inputs=inputs, synthetic_runs=synthetic_runs,
-        blend_summary=blend_summary, annotation_stats=annotation_stats, judge_human=judge_human,
-        gate=gate.model_dump(mode="json"), flow_run_id=flow_run_id,
+        blend=blend.summary, annotation_stats=annotation, judge_human=judge_human, gate=gate, flow_run_id=flow_run_id,
     )
     crash_point("nightly:before-publish")
-    move = quarantine if gate.verdict == "fail" else publish
-    return move(store, batch_id, manifest, ledger_url=config.lineage.ledger_url, emitter=emitter, parent=parent)
+    final = release(store, manifest, ledger_url=config.lineage.ledger_url, emitter=emitter, parent=parent)
+    gate_artifacts(gate.model_copy(update={"report": gate.report.relative_to(staged).resolved(final)}), batch_id)
+    return final

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from prefmix.errors import ConfigError, InputError
+from prefmix.errors import InputError
+from prefmix.hashing import sha256_json
+from prefmix.yamlio import read_yaml
 
 DEFAULT = Path(__file__).resolve().parent / "constitutions" / "default.yaml"
 
@@ -52,17 +50,10 @@ def _principles(path: Path, raw: Any) -> tuple[Principle, ...]:
 def load_constitution(path: str | Path | None = None) -> Constitution:
     """The constitution at `path`, or the built-in default; sha256 covers id, version and all principles."""
     path = Path(path) if path else DEFAULT
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"generation.constitution: {path} not found") from None
-    except yaml.YAMLError:
-        raise InputError(f"{path}: not valid YAML") from None
+    data = read_yaml(path, "constitution (generation.constitution)")
     if not isinstance(data, dict) or not isinstance(data.get("id"), str) or not data["id"]:
         raise InputError(f"{path}: expected a mapping with 'id', 'version' and 'principles'")
     principles = _principles(path, data.get("principles"))
     version = int(data.get("version", 1))
-    canonical = json.dumps(
-        {"id": data["id"], "version": version, "principles": [p.__dict__ for p in principles]}, sort_keys=True
-    )
-    return Constitution(data["id"], version, hashlib.sha256(canonical.encode()).hexdigest(), principles)
+    digest = sha256_json({"id": data["id"], "version": version, "principles": [p.__dict__ for p in principles]})
+    return Constitution(data["id"], version, digest, principles)

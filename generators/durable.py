@@ -11,8 +11,6 @@
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import hashlib
 import json
 import re
 import sqlite3
@@ -22,7 +20,9 @@ from typing import Any, Iterator
 import polars as pl
 
 from prefmix.crash import crash_point
+from prefmix import locks
 from prefmix.errors import InputError, UserError
+from prefmix.hashing import sha256_json
 from prefmix.records import to_arrow
 from prefmix.store import Store, atomic_write_json, write_parquet
 
@@ -44,10 +44,6 @@ REJECTION_SCHEMA = pl.Schema(
 )
 
 
-def canonical_hash(data: Any) -> str:
-    return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
-
-
 def check_run_id(run_id: str) -> str:
     if not RUN_ID.match(run_id or ""):
         raise InputError(f"--run-id {run_id!r}: expected letters, digits, '.', '_' or '-' (at most 128, no '/')")
@@ -67,7 +63,7 @@ class RequestCache:
     @staticmethod
     def key(model: str, payload: dict[str, Any], salt: str) -> str:
         """Hash of what the server sees plus a salt that tells repeated samples of one prompt apart."""
-        return canonical_hash({"model": model, "payload": payload, "salt": salt})
+        return sha256_json({"model": model, "payload": payload, "salt": salt})
 
     def get(self, key: str) -> ChatResult | None:
         row = self._db.execute("SELECT result FROM results WHERE key = ?", (key,)).fetchone()
@@ -157,17 +153,12 @@ class RunDir:
     @contextlib.contextmanager
     def lock(self, part: str = "run") -> Iterator[None]:
         """One writer per run (or per chunk, for parallel chunk tasks); a second process fails at once."""
-        self.path.mkdir(parents=True, exist_ok=True)
-        with open(self.path / f".lock-{part}", "a+") as handle:
-            try:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                what = f"run {self.run_id!r}" if part == "run" else f"{part} of run {self.run_id!r}"
-                raise UserError(f"{self.path}: {what} is being written by another process") from None
-            try:
+        what = f"run {self.run_id!r}" if part == "run" else f"{part} of run {self.run_id!r}"
+        try:
+            with locks.exclusive(self.path / f".lock-{part}", what):
                 yield
-            finally:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+        except locks.Busy:
+            raise UserError(f"{self.path}: {what} is being written by another process") from None
 
 
 def _changed_keys(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:

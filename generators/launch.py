@@ -7,6 +7,27 @@ from pathlib import Path
 from typing import Iterator
 
 from prefmix.config import Config
+from prefmix.errors import ConfigError
+
+
+def check_launch(config: Config) -> None:
+    """Everything a launch needs that can be checked without starting it: a model folder (or one the tiny
+    builder will write) and a teacher interpreter. Runs before a flow touches the store."""
+    from prefmix.generators.vllm_server import find_teacher_python
+
+    launching = [t for t in config.teachers if t.launch is not None and not t.endpoints]
+    for teacher in launching:
+        launch = teacher.launch
+        assert launch is not None
+        key = f"teachers.{teacher.name}.launch.model_dir"
+        if not launch.model_dir:
+            raise ConfigError(f"{key}: required key is missing (the model folder to serve)")
+        if not launch.tiny and not (Path(launch.model_dir) / "config.json").is_file():
+            what = "does not exist" if not Path(launch.model_dir).exists() else "has no config.json (not a model folder)"
+            raise ConfigError(f"{key}: {launch.model_dir} {what}; build one with `prefmix teacher build-tiny DIR` "
+                              "or point at a Hugging Face model folder")
+    if launching:
+        find_teacher_python(config.vllm_python)
 
 
 @contextlib.contextmanager
@@ -24,7 +45,7 @@ def launched_teachers(config: Config, log_dir: Path) -> Iterator[dict[str, list[
             if launch is None or teacher.endpoints:
                 continue
             if not launch.model_dir:
-                raise ValueError(f"teachers.{teacher.name}.launch.model_dir is required")
+                raise ConfigError(f"teachers.{teacher.name}.launch.model_dir: required key is missing")
             model_dir = Path(launch.model_dir)
             if launch.tiny:
                 build_tiny_teacher(model_dir, seed=launch.seed, python=config.vllm_python)

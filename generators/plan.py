@@ -10,10 +10,11 @@ import polars as pl
 from pydantic import BaseModel
 
 from prefmix.config import Config, Teacher
+from prefmix.contract import ContentRef, GenerationLineage, ModelRef, TeacherRef
 from prefmix.errors import ConfigError
+from prefmix.hashing import sha256_json
 
 from prefmix.generators.constitution import Constitution, load_constitution
-from prefmix.generators.durable import canonical_hash
 from prefmix.generators.prompts import load_prompts
 from prefmix.generators.templates import TemplateSet, load_templates
 
@@ -59,22 +60,18 @@ class Plan:
         return {**gen.sampling.model_dump(), "n": gen.samples_per_prompt, "judge_temperature": judge_t,
                 "judge_max_tokens": gen.judge_max_tokens}
 
-    def lineage(self, endpoints: dict[str, list[str]], vllm_version: str | None) -> dict[str, Any]:
-        return {
-            "strategy": self.config.generation.strategy,
-            "teachers": [
-                {"name": t.name, "model": t.model, "revision": t.revision, "endpoints": endpoints.get(t.name, t.endpoints)}
-                for t in self.teachers
-            ],
-            "judge": {"name": self.judge.name, "model": self.judge.model, "revision": self.judge.revision},
-            "vllm_version": vllm_version,
-            "sampling": self.sampling(),
-            "template": {"id": self.templates.ref, "sha256": self.templates.sha256},
-            "constitution": (
-                {"id": self.constitution.ref, "sha256": self.constitution.sha256} if self.constitution else None
-            ),
-            "fingerprint": self.fingerprint,
-        }
+    def lineage(self, endpoints: dict[str, list[str]], vllm_version: str | None) -> GenerationLineage:
+        return GenerationLineage(
+            strategy=self.config.generation.strategy,
+            teachers=[TeacherRef(name=t.name, model=t.model, revision=t.revision, endpoints=endpoints.get(t.name, t.endpoints))
+                      for t in self.teachers],
+            judge=ModelRef(name=self.judge.name, model=self.judge.model, revision=self.judge.revision),
+            vllm_version=vllm_version,
+            sampling=self.sampling(),
+            template=ContentRef(id=self.templates.ref, sha256=self.templates.sha256),
+            constitution=ContentRef(id=self.constitution.ref, sha256=self.constitution.sha256) if self.constitution else None,
+            fingerprint=self.fingerprint,
+        )
 
     def chunk_rows(self, chunk: ChunkSpec) -> list[dict[str, Any]]:
         return self.prompts.slice(chunk.start, chunk.size).to_dicts()
@@ -111,11 +108,11 @@ def build_plan(config: Config, run_id: str, limit: int | None = None) -> Plan:
         "template": {"id": templates.ref, "sha256": templates.sha256},
         "constitution": {"id": constitution.ref, "sha256": constitution.sha256} if constitution else None,
     }
-    fingerprint = canonical_hash(inputs)
+    fingerprint = sha256_json(inputs)
     size = gen.chunk_size
     chunks = []
     for index, start in enumerate(range(0, prompts.height, size)):
         part = prompts.slice(start, size).select("origin_sha256", "origin_row", "prompt")
-        key = canonical_hash([fingerprint, json.dumps(part.rows())])
+        key = sha256_json([fingerprint, json.dumps(part.rows())])
         chunks.append(ChunkSpec(run_id=run_id, index=index, start=start, stop=start + part.height, key=key))
     return Plan(config, run_id, prompts, templates, constitution, teachers, judge, limit, fingerprint, inputs, chunks)

@@ -15,7 +15,8 @@ import pyarrow.parquet as pq
 from pydantic import BaseModel, Field
 
 from prefmix.config import Config
-from prefmix.errors import RunAborted, UserError
+from prefmix.contract import GenerationRun, GenerationSummary
+from prefmix.errors import InputError, RunAborted, UserError
 from prefmix.store import Store, atomic_write_json
 
 from prefmix.generators.durable import RunDir
@@ -24,34 +25,9 @@ from prefmix.generators.judge import judge_pairs
 from prefmix.generators.plan import ChunkSpec, Plan, build_plan
 
 __all__ = [
-    "ChunkResult", "ChunkSpec", "GenerationRun", "Summary", "finalize_run", "generate", "judge_pairs",
+    "ChunkResult", "ChunkSpec", "GenerationRun", "GenerationSummary", "finalize_run", "generate", "judge_pairs",
     "plan_chunks", "run_chunk",
 ]
-
-
-class Summary(BaseModel):
-    prompts_in: int
-    records: int
-    rejections: dict[str, int] = Field(default_factory=dict)
-    requests_sent: int = 0
-    requests_cached: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    judge_parse_errors: int = 0
-    elapsed_s: float = 0.0
-
-    @property
-    def reconciled(self) -> bool:
-        return self.prompts_in == self.records + sum(self.rejections.values())
-
-
-class GenerationRun(BaseModel):
-    run_id: str
-    run_dir: str
-    record_files: list[str]
-    rejection_files: list[str]
-    summary: dict[str, Any] = Field(description="Summary fields as plain data (JSON-ready)")
-    lineage: dict[str, Any]
 
 
 class ChunkResult(BaseModel):
@@ -74,7 +50,7 @@ def _open(plan: Plan, store: Store, endpoints: dict[str, list[str]] | None = Non
             "prompts_in": plan.prompts.height,
             "chunk_size": plan.config.generation.chunk_size,
             "chunks": [c.model_dump() for c in plan.chunks],
-            "lineage": plan.lineage(endpoints or {}, None),
+            "lineage": plan.lineage(endpoints or {}, None).model_dump(mode="json"),
         },
     )
     return run_dir
@@ -152,6 +128,20 @@ def run_chunk(
     return _chunk_result(run_dir, chunk.index, skipped=False)
 
 
+def finished_record_files(store: Store, runs: list[str] | None = None) -> list[str]:
+    """Record files of the named generation runs, or of every finished run (one with summary.json)."""
+    base = store.root / "runs"
+    if runs is None:
+        runs = sorted(p.name for p in base.iterdir() if RunDir(store, p.name).summary_path.is_file()) if base.is_dir() else []
+    files: list[str] = []
+    for run_id in runs:
+        run_dir = RunDir(store, run_id)
+        if not run_dir.summary_path.is_file():
+            raise InputError(f"run {run_id!r}: no finished generation run at {run_dir.path} (summary.json missing)")
+        files += [str(run_dir.records_file(c["index"])) for c in (run_dir.read_run() or {}).get("chunks", [])]
+    return files
+
+
 def _chunk_result(run_dir: RunDir, index: int, skipped: bool) -> ChunkResult:
     stats = run_dir.read_stats(index)
     return ChunkResult(
@@ -187,7 +177,7 @@ def _finalize(plan: Plan, run_dir: RunDir, teachers: dict[str, list[str]] | None
     for s in stats:
         rejections.update(s["rejections"])
     records = sum(pq.read_metadata(f).num_rows for f in record_files)
-    summary = Summary(
+    summary = GenerationSummary(
         prompts_in=plan.prompts.height,
         records=records,
         rejections=dict(sorted(rejections.items())),
@@ -200,7 +190,7 @@ def _finalize(plan: Plan, run_dir: RunDir, teachers: dict[str, list[str]] | None
     lineage = plan.lineage(teachers or {}, ",".join(versions) or None)
     result = GenerationRun(
         run_id=plan.run_id, run_dir=str(run_dir.path), record_files=record_files, rejection_files=rejection_files,
-        summary=summary.model_dump(), lineage=lineage,
+        summary=summary, lineage=lineage,
     )
     atomic_write_json(run_dir.summary_path, result.model_dump(mode="json"))
     return result

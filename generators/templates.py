@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from string import Template
 from typing import Any
 
-import yaml
-
 from prefmix.errors import ConfigError
+from prefmix.hashing import sha256_json
+from prefmix.yamlio import read_yaml
 
 BUILTIN_DIR = Path(__file__).resolve().parent / "templates"
 KINDS = ("answer", "judge_pointwise", "judge_pairwise", "critique", "revise")
@@ -59,17 +57,11 @@ def _check(path: Path, data: Any) -> TemplateSet:
         if not isinstance(spec, dict) or not isinstance(spec.get("user"), str):
             raise ConfigError(f"{path}: templates.{kind}.user is missing; expected a template text")
         texts[kind] = {"system": str(spec.get("system") or ""), "user": spec["user"]}
-    canonical = json.dumps({"id": data["id"], "version": data.get("version", 1), "templates": texts}, sort_keys=True)
-    return TemplateSet(data["id"], int(data.get("version", 1)), hashlib.sha256(canonical.encode()).hexdigest(), texts)
+    digest = sha256_json({"id": data["id"], "version": data.get("version", 1), "templates": texts})
+    return TemplateSet(data["id"], int(data.get("version", 1)), digest, texts)
 
 
 def load_templates(name: str = "default") -> TemplateSet:
     """A built-in template set by name, or a YAML file by path."""
     path = _resolve(name)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"generation.template: {name!r} not found (looked for {path})") from None
-    except yaml.YAMLError:
-        raise ConfigError(f"{path}: not valid YAML") from None
-    return _check(path, data)
+    return _check(path, read_yaml(path, f"template set {name!r} (generation.template)"))

@@ -2,20 +2,17 @@
 
 Runs under the APP interpreter: torch/vLLM are only ever imported by the child
 process, which uses the teacher interpreter (see `find_teacher_python`).
-
-    python -m prefmix.generators.vllm_server serve --model DIR [--port P] [--name NAME]
+Serve one by hand with `prefmix teacher serve --model DIR`.
 """
 
 from __future__ import annotations
 
-import argparse
 import atexit
 import json
 import os
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
@@ -25,7 +22,7 @@ from types import TracebackType
 from typing import Any, Mapping, Sequence
 
 # tiny_teacher imports only the stdlib at module level, so this stays torch-free.
-from prefmix.errors import UserError
+from prefmix.errors import ConfigError, InfraError, UserError
 from prefmix.generators.tiny_teacher import is_build as _is_tiny_build
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -65,8 +62,12 @@ class TinyTeacherBuildError(RuntimeError):
     """tiny_teacher.py failed."""
 
 
-class VLLMServerError(RuntimeError):
-    """The vLLM server died or did not become ready in time."""
+class VLLMServerError(InfraError):
+    """The vLLM server died, did not become ready in time, or could not bind its port."""
+
+
+class NotAModelDir(ConfigError):
+    """The folder given as a model has no config.json."""
 
 
 def find_teacher_python(configured: str | None = None) -> str:
@@ -230,7 +231,8 @@ class VLLMServer:
         if self.running:
             return self
         if not (self.model_dir / "config.json").exists():
-            raise VLLMServerError(f"{self.model_dir} has no config.json; not a model directory")
+            raise NotAModelDir(f"{self.model_dir}: no config.json, not a model directory; build one with "
+                               "`prefmix teacher build-tiny DIR` or point at a Hugging Face model folder")
         if not self.port:
             self.port = free_port(self.host)
         elif not port_is_free(self.host, self.port):
@@ -265,7 +267,7 @@ class VLLMServer:
             assert self._proc is not None
             code = self._proc.poll()
             if code is not None:
-                raise VLLMServerError(self.failure_report(f"vLLM exited with status {code} during start-up"))
+                raise self.failure(f"vLLM exited with status {code} during start-up")
             try:
                 models = _get_json(f"{self.base_url}/models", timeout=2.0)
                 if any(m.get("id") == self.model_name for m in models.get("data", [])):
@@ -273,7 +275,7 @@ class VLLMServer:
             except (OSError, ValueError):
                 pass  # not listening yet
             if time.monotonic() > deadline:
-                raise VLLMServerError(self.failure_report(f"vLLM not ready after {self.startup_timeout:.0f}s"))
+                raise self.failure(f"vLLM not ready after {self.startup_timeout:.0f}s")
             time.sleep(1.0)
 
     def _ask_version(self) -> str | None:
@@ -282,12 +284,12 @@ class VLLMServer:
         except (OSError, ValueError, KeyError, TypeError):
             return None
 
-    def failure_report(self, what: str) -> str:
-        """`what`, the last error line of the log, and the log's tail."""
+    def failure(self, what: str) -> VLLMServerError:
+        """One line (`what`, the last error line of the log, where the log is); the log's tail as detail."""
         log = tail(self.log_path, 40) if self.log_path else ""
         cause = _last_error_line(log)
         head = f"{what}: {cause}" if cause else what
-        return f"{head} (log {self.log_path}):\n{log}"
+        return VLLMServerError(f"{head} (log {self.log_path})", detail=log)
 
     def stop(self) -> None:
         """SIGTERM the whole process group, SIGKILL it after the grace period."""
@@ -335,48 +337,3 @@ def _killpg(pgid: int, sig: signal.Signals) -> None:
         os.killpg(pgid, sig)
     except (ProcessLookupError, PermissionError):
         pass  # group already gone
-
-
-def _raise_keyboard_interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
-
-
-def serve(args: argparse.Namespace) -> int:
-    """Serve until Ctrl-C/SIGTERM; print the base URL once ready."""
-    # SIGTERM (and SIGINT, which background jobs inherit as ignored) must also
-    # tear down the vLLM process group, via the context manager below.
-    signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
-    signal.signal(signal.SIGINT, _raise_keyboard_interrupt)
-    server = VLLMServer(
-        args.model, name=args.name, port=args.port, log_path=args.log,
-        python=args.python, startup_timeout=args.timeout,
-    )
-    try:
-        with server:
-            print(server.base_url, flush=True)
-            code = server.wait()
-            print(server.failure_report(f"vLLM exited with status {code}"), file=sys.stderr)
-            return 1
-    except KeyboardInterrupt:
-        return 0
-    except (VLLMServerError, TeacherEnvError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m prefmix.generators.vllm_server")
-    sub = parser.add_subparsers(dest="cmd", required=True)
-    p = sub.add_parser("serve", help="serve a local model directory until Ctrl-C")
-    p.add_argument("--model", required=True, type=Path)
-    p.add_argument("--port", type=int, default=0, help="0 = pick a free port")
-    p.add_argument("--name", default=None, help="served model name (default: directory name)")
-    p.add_argument("--log", type=Path, default=None, help="log file (default: a temp file)")
-    p.add_argument("--python", default=None, help="teacher interpreter (default: auto)")
-    p.add_argument("--timeout", type=float, default=300.0, help="start-up timeout in seconds")
-    args = parser.parse_args(argv)
-    return serve(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

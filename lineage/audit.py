@@ -13,39 +13,41 @@ from typing import Any, Callable
 
 import polars as pl
 
-from prefmix.lineage.ledger import Ledger
-from prefmix.lineage.manifest import content_hash, current_status, data_files, data_paths, read_manifest, seal
+from prefmix.contract import DataFile, Manifest
 from prefmix.errors import InputError, UserError
-from prefmix.store import Store, sha256_file
+from prefmix.hashing import sha256_file
+from prefmix.lineage.ledger import Ledger
+from prefmix.lineage.manifest import content_hash, data_files, data_paths, read_manifest, read_manifest_data, seal
+from prefmix.store import Store
 
 BlendFn = Callable[..., Any]
 
 
 def locate(store: Store, batch_id: str) -> Path:
-    found = store.find_batch(batch_id)
+    found = store.require().find_batch(batch_id)
     if found is None:
         raise UserError(f"batch {batch_id}: not found in {store.root} (batches/, quarantine/ or staging/)")
     return found
 
 
-def failed_checks(manifest: dict[str, Any]) -> list[dict[str, Any]]:
-    checks = (manifest.get("gate") or {}).get("checks") or []
-    return [{"name": c.get("name"), "severity": c.get("severity")} for c in checks if not c.get("success", True) and c.get("severity") != "off"]
+def failed_checks(manifest: Manifest) -> list[dict[str, Any]]:
+    checks = manifest.gate.checks if manifest.gate else []
+    return [{"name": c.name, "severity": c.severity} for c in checks if not c.success]
 
 
 def list_batches(store: Store) -> list[dict[str, Any]]:
-    latest = store.latest()
+    latest = store.require().latest()
     rows = []
     for d in store.batch_dirs():
         m = read_manifest(d)
         rows.append(
             {
-                "batch_id": m["batch_id"],
-                "status": current_status(m),
-                "latest": m["batch_id"] == latest,
-                "rows": m.get("rows"),
-                "created_at": m.get("created_at"),
-                "content_hash": m["content_hash"],
+                "batch_id": m.batch_id,
+                "status": m.status,
+                "latest": m.batch_id == latest,
+                "rows": m.rows,
+                "created_at": m.created_at,
+                "content_hash": m.content_hash,
                 "failed_checks": failed_checks(m),
                 "path": str(d),
             }
@@ -55,16 +57,16 @@ def list_batches(store: Store) -> list[dict[str, Any]]:
 
 def show(store: Store, batch_id: str) -> dict[str, Any]:
     path = locate(store, batch_id)
-    return {"path": str(path), "latest": store.latest() == batch_id, "manifest": read_manifest(path)}
+    return {"path": str(path), "latest": store.latest() == batch_id, "manifest": read_manifest(path).model_dump(mode="json")}
 
 
-def _record_row(batch_dir: Path, manifest: dict[str, Any], file_no: int, file_row: int, record_id: str) -> dict[str, Any] | None:
+def _record_row(batch_dir: Path, manifest: Manifest, file_no: int, file_row: int, record_id: str) -> dict[str, Any] | None:
     """The record's details, reading only the row group that holds it (a batch file may have 1M rows)."""
     import pyarrow.parquet as pq
 
-    if not 0 <= file_no < len(manifest["files"]):
+    if not 0 <= file_no < len(manifest.files):
         return None
-    path = batch_dir / manifest["files"][file_no]["path"]
+    path = batch_dir / manifest.files[file_no].path
     if not path.exists():
         return None
     parquet = pq.ParquetFile(path)
@@ -81,10 +83,10 @@ def _record_row(batch_dir: Path, manifest: dict[str, Any], file_no: int, file_ro
 
 def trace(store: Store, record_id: str, ledger_url: str | None = None) -> dict[str, Any]:
     """Every batch containing the record, its origin file/row/sha256, and its generation run or annotators."""
-    ledger = Ledger.for_store(store, ledger_url)
+    ledger = Ledger.for_reading(store, ledger_url)
     ledger.create()
     hits = ledger.trace(record_id)
-    manifests: dict[str, dict[str, Any]] = {}
+    manifests: dict[str, Manifest] = {}
     for hit in hits:
         batch_dir = Path(hit["location"])
         if hit["batch_id"] not in manifests and (batch_dir / "manifest.json").exists():
@@ -97,14 +99,14 @@ def trace(store: Store, record_id: str, ledger_url: str | None = None) -> dict[s
             prompt = row.pop("prompt")
             hit["prompt_preview"] = prompt[:120]
             hit.update({k: v for k, v in row.items() if v is not None})
-        run = next((r for r in manifest.get("synthetic_runs") or [] if hit["run_id"] and r.get("run_id") == hit["run_id"]), None)
+        run = next((r for r in manifest.synthetic_runs if hit["run_id"] and r.run_id == hit["run_id"]), None)
         if run is not None:
-            hit["run"] = run
+            hit["run"] = run.model_dump(mode="json")
     return {"record_id": record_id, "batches": hits}
 
 
 def impact(store: Store, ref: str, ledger_url: str | None = None) -> dict[str, Any]:
-    ledger = Ledger.for_store(store, ledger_url)
+    ledger = Ledger.for_reading(store, ledger_url)
     ledger.create()
     latest = store.latest()
     hits = ledger.impact(ref.removeprefix("sha256:"))
@@ -116,24 +118,28 @@ def impact(store: Store, ref: str, ledger_url: str | None = None) -> dict[str, A
 def verify(store: Store, batch_id: str) -> dict[str, Any]:
     """Re-hash every file against the manifest; also catches missing, extra and edited-manifest cases."""
     path = locate(store, batch_id)
-    manifest = read_manifest(path)
+    data = read_manifest_data(path)  # as written: an edit that breaks the shape is a finding, not a crash
+    try:
+        listed_files = [DataFile.model_validate(f) for f in data.get("files") or []]
+    except ValueError as exc:
+        raise InputError(f"{path / 'manifest.json'}: files: not a prefmix file list ({str(exc).splitlines()[0]})") from None
     problems: list[dict[str, str]] = []
     listed = set()
-    for f in manifest["files"]:
-        listed.add(f["path"])
-        target = path / f["path"]
+    for f in listed_files:
+        listed.add(f.path)
+        target = path / f.path
         if not target.exists():
-            problems.append({"path": f["path"], "problem": "missing"})
-        elif (actual := sha256_file(target)) != f["sha256"]:
-            problems.append({"path": f["path"], "problem": f"sha256 {actual} != manifest {f['sha256']}"})
+            problems.append({"path": f.path, "problem": "missing"})
+        elif (actual := sha256_file(target)) != f.sha256:
+            problems.append({"path": f.path, "problem": f"sha256 {actual} != manifest {f.sha256}"})
     for extra in data_files_listing(path):
         if extra not in listed:
             problems.append({"path": extra, "problem": "not in the manifest"})
-    if content_hash(manifest["files"]) != manifest["content_hash"]:
+    if content_hash(listed_files) != data.get("content_hash"):
         problems.append({"path": "manifest.json", "problem": "content_hash does not match its file list"})
-    if manifest.get("seal") and seal(manifest) != manifest["seal"]:
+    if data.get("seal") and seal(data) != data["seal"]:
         problems.append({"path": "manifest.json", "problem": "manifest edited after it was built (seal mismatch)"})
-    return {"batch_id": batch_id, "path": str(path), "ok": not problems, "files": len(manifest["files"]), "problems": problems}
+    return {"batch_id": batch_id, "path": str(path), "ok": not problems, "files": len(listed_files), "problems": problems}
 
 
 def data_files_listing(batch_dir: Path) -> list[str]:
@@ -149,36 +155,36 @@ def _default_blend() -> BlendFn:
     return blend
 
 
-def reproduce_inputs(manifest: dict[str, Any]) -> tuple[list[Path], list[Path]]:
+def reproduce_inputs(manifest: Manifest) -> tuple[list[Path], list[Path]]:
     """The record files the blend read, each checked against its recorded sha256."""
     human: list[Path] = []
     synthetic: list[Path] = []
-    for entry in manifest.get("inputs") or []:
-        if entry.get("role") not in ("human_records", "synthetic_records"):
+    for entry in manifest.inputs:
+        if entry.role not in ("human_records", "synthetic_records") or not entry.path:
             continue
-        path = Path(entry["path"])
+        path = Path(entry.path)
         if not path.is_file():
-            raise InputError(f"{path}: input of batch {manifest['batch_id']} ({entry['role']}) no longer exists")
-        if not entry.get("sha256"):
-            raise InputError(f"{path}: manifest of batch {manifest['batch_id']} has no sha256 for this input")
-        if sha256_file(path) != entry["sha256"]:
-            raise InputError(f"{path}: changed since batch {manifest['batch_id']} was built (sha256 differs from the manifest)")
-        (human if entry["role"] == "human_records" else synthetic).append(path)
+            raise InputError(f"{path}: input of batch {manifest.batch_id} ({entry.role}) no longer exists")
+        if not entry.sha256:
+            raise InputError(f"{path}: manifest of batch {manifest.batch_id} has no sha256 for this input")
+        if sha256_file(path) != entry.sha256:
+            raise InputError(f"{path}: changed since batch {manifest.batch_id} was built (sha256 differs from the manifest)")
+        (human if entry.role == "human_records" else synthetic).append(path)
     if not human and not synthetic:
-        raise InputError(f"batch {manifest['batch_id']}: manifest lists no human_records or synthetic_records inputs to rebuild from")
+        raise InputError(f"batch {manifest.batch_id}: manifest lists no human_records or synthetic_records inputs to rebuild from")
     return human, synthetic
 
 
-def first_difference(expected_dir: Path, expected: list[dict[str, Any]], actual_dir: Path, actual: list[dict[str, Any]]) -> dict[str, Any]:
+def first_difference(expected_dir: Path, expected: list[DataFile], actual_dir: Path, actual: list[DataFile]) -> dict[str, Any]:
     """The first file (by path) that differs and, when both sides have it, the first differing row and column."""
-    mine = {f["path"]: f for f in expected}
-    theirs = {f["path"]: f for f in actual}
+    mine = {f.path: f for f in expected}
+    theirs = {f.path: f for f in actual}
     for path in sorted(set(mine) | set(theirs)):
         if path not in theirs:
             return {"file": path, "problem": "missing from the rebuild"}
         if path not in mine:
             return {"file": path, "problem": "extra in the rebuild"}
-        if mine[path]["sha256"] == theirs[path]["sha256"]:
+        if mine[path].sha256 == theirs[path].sha256:
             continue
         a = pl.read_parquet(expected_dir / path)
         b = pl.read_parquet(actual_dir / path)
@@ -208,7 +214,7 @@ def reproduce(store: Store, batch_id: str, *, scratch: Path | None = None, keep:
     path = locate(store, batch_id)
     manifest = read_manifest(path)
     human, synthetic = reproduce_inputs(manifest)
-    config = parse(manifest["config"], f"{path / 'manifest.json'}: config")
+    config = parse(manifest.config, f"{path / 'manifest.json'}: config")
     blend_fn = blend or _default_blend()
     owned = scratch is None
     out = Path(tempfile.mkdtemp(prefix=f"prefmix-reproduce-{batch_id}-")) if owned else Path(scratch)
@@ -217,13 +223,13 @@ def reproduce(store: Store, batch_id: str, *, scratch: Path | None = None, keep:
         rebuilt = data_files(out)
         result: dict[str, Any] = {
             "batch_id": batch_id,
-            "expected": manifest["content_hash"],
+            "expected": manifest.content_hash,
             "content_hash": content_hash(rebuilt),
             "scratch": str(out) if keep or not owned else None,
         }
         result["same"] = result["content_hash"] == result["expected"]
         if not result["same"]:
-            result["first_difference"] = first_difference(path, manifest["files"], out, rebuilt)
+            result["first_difference"] = first_difference(path, manifest.files, out, rebuilt)
         return result
     finally:
         if owned and not keep:
@@ -240,8 +246,8 @@ def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix: json.dumps(data, sort_keys=True, default=str)}
 
 
-def _keys(batch_dir: Path, manifest: dict[str, Any]) -> pl.DataFrame:
-    return pl.scan_parquet([batch_dir / f["path"] for f in manifest["files"]]).select("record_id", "source", "domain").unique().collect()
+def _keys(batch_dir: Path, manifest: Manifest) -> pl.DataFrame:
+    return pl.scan_parquet([batch_dir / f.path for f in manifest.files]).select("record_id", "source", "domain").unique().collect()
 
 
 def diff(store: Store, a: str, b: str) -> dict[str, Any]:
@@ -255,15 +261,15 @@ def diff(store: Store, a: str, b: str) -> dict[str, Any]:
 
     added = keys_b.join(keys_a, on="record_id", how="anti")
     removed = keys_a.join(keys_b, on="record_id", how="anti")
-    conf_a, conf_b = _flatten(man_a.get("config")), _flatten(man_b.get("config"))
+    conf_a, conf_b = _flatten(man_a.config), _flatten(man_b.config)
     config_changes = [
         {"key": k, "a": json.loads(conf_a[k]) if k in conf_a else None, "b": json.loads(conf_b[k]) if k in conf_b else None}
         for k in sorted(set(conf_a) | set(conf_b))
         if conf_a.get(k) != conf_b.get(k)
     ]
 
-    def input_keys(m: dict[str, Any]) -> set[tuple[Any, ...]]:
-        return {(i.get("role"), i.get("path"), i.get("sha256"), i.get("run_id")) for i in m.get("inputs") or []}
+    def input_keys(m: Manifest) -> set[tuple[Any, ...]]:
+        return {(i.role, i.path, i.sha256, i.run_id) for i in m.inputs}
 
     def as_dicts(items: set[tuple[Any, ...]]) -> list[dict[str, Any]]:
         return [dict(zip(("role", "path", "sha256", "run_id"), t)) for t in sorted(items, key=lambda t: tuple(str(x) for x in t))]

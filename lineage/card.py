@@ -13,19 +13,20 @@ from typing import Any
 import polars as pl
 import yaml
 
+from prefmix.contract import ContentRef, Manifest, ModelRef, TeacherRef
 from prefmix.records import SPLITS
 from prefmix.store import atomic_write_text
 
 CARD = "README.md"
 
 
-def split_files(batch_dir: Path, manifest: dict[str, Any]) -> dict[str, list[str]]:
+def split_files(batch_dir: Path, manifest: Manifest) -> dict[str, list[str]]:
     """split -> data files. A file holding several splits (or none) is listed under 'train'."""
     result: dict[str, list[str]] = {}
-    for f in manifest["files"]:
-        found = pl.scan_parquet(batch_dir / f["path"]).select(pl.col("split").unique()).collect()["split"].to_list()
+    for f in manifest.files:
+        found = pl.scan_parquet(batch_dir / f.path).select(pl.col("split").unique()).collect()["split"].to_list()
         split = found[0] if len(found) == 1 and found[0] in SPLITS else "train"
-        result.setdefault(split, []).append(f["path"])
+        result.setdefault(split, []).append(f.path)
     return {s: result[s] for s in SPLITS if s in result} | {s: v for s, v in result.items() if s not in SPLITS}
 
 
@@ -35,8 +36,8 @@ def _table(header: list[str], rows: list[list[Any]]) -> str:
     return "\n".join(lines)
 
 
-def composition(batch_dir: Path, manifest: dict[str, Any]) -> pl.DataFrame:
-    paths = [batch_dir / f["path"] for f in manifest["files"]]
+def composition(batch_dir: Path, manifest: Manifest) -> pl.DataFrame:
+    paths = [batch_dir / f.path for f in manifest.files]
     return (
         pl.scan_parquet(paths)
         .group_by("split", "source", "domain")
@@ -46,48 +47,37 @@ def composition(batch_dir: Path, manifest: dict[str, Any]) -> pl.DataFrame:
     )
 
 
-def _models(value: Any) -> str:
-    """'model@revision' for a teacher dict, a list of them, or plain names."""
-    items = value if isinstance(value, list) else [value] if value else []
-    out = []
-    for item in items:
-        if isinstance(item, dict):
-            out.append(f"{item.get('model') or item.get('name')}" + (f"@{item['revision']}" if item.get("revision") else ""))
-        else:
-            out.append(str(item))
-    return ", ".join(out)
+def _models(models: list[TeacherRef] | list[ModelRef]) -> str:
+    return ", ".join(m.model + (f"@{m.revision}" if m.revision else "") for m in models)
 
 
-def _ref(value: Any) -> str | None:
-    if isinstance(value, dict):
-        return f"{value.get('id')} ({str(value.get('sha256') or '')[:12]})"
-    return value if isinstance(value, str) else None
+def _ref(value: ContentRef | None) -> str | None:
+    return f"{value.id} ({value.sha256[:12]})" if value else None
 
 
-def render(batch_dir: Path, manifest: dict[str, Any], location: Path | None = None) -> str:
+def render(batch_dir: Path, manifest: Manifest, location: Path | None = None) -> str:
     """The card; `location` is where the batch will live (the load example names it)."""
     batch_dir = Path(batch_dir)
     splits = split_files(batch_dir, manifest)
     front = {
-        "pretty_name": f"prefmix batch {manifest['batch_id']}",
+        "pretty_name": f"prefmix batch {manifest.batch_id}",
         "tags": ["preference", "dpo", "rlhf", "prefmix"],
         "configs": [
             {"config_name": "default", "data_files": [{"split": s, "path": paths} for s, paths in splits.items()]}
         ],
     }
     comp = composition(batch_dir, manifest)
-    gate = manifest.get("gate") or {}
-    checks = gate.get("checks") or []
-    runs = manifest.get("synthetic_runs") or []
-    status = manifest.get("status_history") or []
+    gate = manifest.gate
+    checks = gate.checks if gate else []
+    runs = manifest.synthetic_runs
     parts = [
         "---",
         yaml.safe_dump(front, sort_keys=False).rstrip(),
         "---",
-        f"# prefmix batch `{manifest['batch_id']}`",
+        f"# prefmix batch `{manifest.batch_id}`",
         "",
-        f"Preference pairs (prompt, chosen, rejected) for DPO/RLHF: {manifest.get('rows')} rows, "
-        f"content hash `{manifest['content_hash']}`, status **{status[-1]['status'] if status else 'unknown'}**.",
+        f"Preference pairs (prompt, chosen, rejected) for DPO/RLHF: {manifest.rows} rows, "
+        f"content hash `{manifest.content_hash}`, status **{manifest.status}**.",
         "",
         "## How to load",
         "",
@@ -104,7 +94,7 @@ def render(batch_dir: Path, manifest: dict[str, Any], location: Path | None = No
         "",
         _table(
             ["role", "path", "sha256"],
-            [[i.get("role"), i.get("path") or i.get("run_id"), (i.get("sha256") or "")[:16]] for i in manifest.get("inputs") or []],
+            [[i.role, i.path or i.run_id, (i.sha256 or "")[:16]] for i in manifest.inputs],
         ),
         "",
         "## Models",
@@ -112,15 +102,8 @@ def render(batch_dir: Path, manifest: dict[str, Any], location: Path | None = No
         _table(
             ["run", "strategy", "teachers", "judge", "vLLM", "template", "constitution"],
             [
-                [
-                    r.get("run_id"),
-                    r.get("strategy"),
-                    _models(r.get("teachers") or r.get("teacher_models") or r.get("teacher")),
-                    _models(r.get("judge")),
-                    r.get("vllm_version"),
-                    _ref(r.get("template")) or r.get("template_sha256"),
-                    _ref(r.get("constitution")) or r.get("constitution_sha256"),
-                ]
+                [r.run_id, r.strategy, _models(r.teachers), _models([r.judge]), r.vllm_version, _ref(r.template),
+                 _ref(r.constitution)]
                 for r in runs
             ],
         )
@@ -129,23 +112,23 @@ def render(batch_dir: Path, manifest: dict[str, Any], location: Path | None = No
         "",
         "## Gate",
         "",
-        f"Verdict: **{gate.get('verdict', 'not gated' if not gate else 'unknown')}**",
+        f"Verdict: **{gate.verdict if gate else 'not gated'}**",
         "",
         _table(
             ["check", "severity", "success", "observed"],
-            [[c.get("name"), c.get("severity"), c.get("success"), json.dumps(c.get("observed"), default=str)] for c in checks],
+            [[c.name, c.severity, c.success, json.dumps(c.observed, default=str)] for c in checks],
         )
         if checks
         else "",
         "",
         "## Provenance",
         "",
-        f"Code: {json.dumps(manifest.get('code_version'))}; flow run: {manifest.get('flow_run_id')}. "
+        f"Code: {manifest.code_version.model_dump_json()}; flow run: {manifest.flow_run_id}. "
         "Full lineage in `manifest.json`; audit with `prefmix lineage show|trace|verify|reproduce`.",
         "",
     ]
     return "\n".join(parts)
 
 
-def write_card(batch_dir: Path, manifest: dict[str, Any], location: Path | None = None) -> Path:
+def write_card(batch_dir: Path, manifest: Manifest, location: Path | None = None) -> Path:
     return atomic_write_text(Path(batch_dir) / CARD, render(batch_dir, manifest, location))

@@ -8,62 +8,56 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from prefmix.context import CONFIG_HELP, STORE_HELP
 
-def register(sub: argparse._SubParsersAction) -> None:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--store", help="store root (PREFMIX_STORE wins; default: the config's store)")
-    common.add_argument("--config", help="config file (for the store and the ledger URL)")
-    common.add_argument("--json", action="store_true", help="print JSON")
 
-    p = sub.add_parser("batches", parents=[common], help="list batches with status, latest marker and failed checks")
-    p.set_defaults(handler=cmd_batches)
+def common_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--store", help=STORE_HELP)
+    parser.add_argument("--config", help=CONFIG_HELP)
+    parser.add_argument("--json", action="store_true", help="print JSON")
 
-    p = sub.add_parser("publish", parents=[common], help="publish a quarantined batch by a person's decision")
-    p.add_argument("batch")
-    p.add_argument("--override", action="store_true", required=True, help="required: publish despite the failed gate")
-    p.add_argument("--reason", required=True, help="why; recorded in the manifest")
-    p.add_argument("--by", help="who decided (default: the current user)")
-    p.set_defaults(handler=cmd_publish)
 
-    lineage = sub.add_parser("lineage", help="audit: show, trace, impact, diff, verify, reproduce, reindex")
-    lsub = lineage.add_subparsers(dest="lineage_command", required=True, metavar="COMMAND", parser_class=type(lineage))
-    p = lsub.add_parser("show", parents=[common], help="the manifest of a batch, readable")
-    p.add_argument("batch")
-    p.set_defaults(handler=cmd_show)
-    p = lsub.add_parser("trace", parents=[common], help="every batch containing a record, with its origin")
-    p.add_argument("record_id")
-    p.set_defaults(handler=cmd_trace)
-    p = lsub.add_parser("impact", parents=[common], help="every batch that used an input (path, sha256 or run id)")
-    p.add_argument("ref")
-    p.set_defaults(handler=cmd_impact)
-    p = lsub.add_parser("diff", parents=[common], help="rows, config and inputs that changed from batch A to B")
-    p.add_argument("a")
-    p.add_argument("b")
-    p.set_defaults(handler=cmd_diff)
-    p = lsub.add_parser("verify", parents=[common], help="re-hash a batch's files against its manifest (exit 1 on change)")
-    p.add_argument("batch")
-    p.set_defaults(handler=cmd_verify)
-    p = lsub.add_parser("reproduce", parents=[common], help="rebuild a batch from its inputs and compare (exit 1 if different)")
-    p.add_argument("batch")
-    p.add_argument("--scratch", help="rebuild here instead of a temporary folder (kept)")
-    p.set_defaults(handler=cmd_reproduce)
-    p = lsub.add_parser("reindex", parents=[common], help="rebuild the ledger from the manifests")
-    p.set_defaults(handler=cmd_reindex)
+def batch_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("batch")
+    common_arguments(parser)
+
+
+def publish_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("batch")
+    parser.add_argument("--override", action="store_true", required=True, help="required: publish despite the failed gate")
+    parser.add_argument("--reason", required=True, help="why; recorded in the manifest")
+    parser.add_argument("--by", help="who decided (default: the current user)")
+    common_arguments(parser)
+
+
+def trace_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("record_id")
+    common_arguments(parser)
+
+
+def impact_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("ref", help="an input's path, sha256 or generation run id")
+    common_arguments(parser)
+
+
+def diff_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("a")
+    parser.add_argument("b")
+    common_arguments(parser)
+
+
+def reproduce_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("batch")
+    parser.add_argument("--scratch", help="rebuild here instead of a temporary folder (kept)")
+    common_arguments(parser)
 
 
 def _context(args: argparse.Namespace) -> tuple[Any, str | None]:
-    """(store, ledger_url): PREFMIX_STORE, else --store, else the config's store, else ./store."""
-    from prefmix.store import Store
+    """(store, ledger_url) by the rule of prefmix.context; a read never creates the store."""
+    from prefmix.context import resolve
 
-    ledger_url = None
-    root = args.store
-    if args.config:
-        from prefmix.config import load
-
-        config = load(args.config)
-        ledger_url = config.lineage.ledger_url
-        root = root or config.store
-    return Store.at(root or "./store"), ledger_url
+    context = resolve(args.store, args.config)
+    return context.store, context.ledger_url
 
 
 def _print_json(data: Any) -> None:
@@ -103,6 +97,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
     from prefmix.lineage.publish import override
 
     store, ledger_url = _context(args)
+    store.require()
     with store.lock("prefmix publish --override"):
         path = override(store, args.batch, args.reason, args.by, ledger_url=ledger_url)
     result = {"batch_id": args.batch, "status": "overridden", "path": str(path), "latest": store.latest()}
@@ -246,6 +241,7 @@ def cmd_reindex(args: argparse.Namespace) -> int:
     from prefmix.lineage.ledger import reindex
 
     store, ledger_url = _context(args)
+    store.require()
     with store.lock("prefmix lineage reindex"):
         data = reindex(store, ledger_url)
     if args.json:

@@ -40,8 +40,9 @@ from openlineage.client.generated.base import DatasetFacet, InputDatasetFacet, J
 from openlineage.client.serde import Serde
 from openlineage.client.uuid import generate_new_uuid
 
-from prefmix.lineage.redact import scrub_text, secret_values
 from prefmix.config import Config
+from prefmix.contract import GateCheck, GateResult, Manifest
+from prefmix.lineage.redact import scrub_text, secret_values
 from prefmix.records import SCHEMA
 from prefmix.store import Store
 
@@ -131,15 +132,15 @@ def file_dataset(path: str | Path, sha256: str | None = None) -> Data:
     return Data(namespace, name, facets)
 
 
-def batch_dataset(batch_dir: Path, manifest: dict[str, Any], *, gate: dict[str, Any] | None = None) -> Data:
+def batch_dataset(batch_dir: Path, manifest: Manifest, *, gate: GateResult | None = None) -> Data:
     """A batch under its published name (store/batches/<id>), whatever stage it is in now."""
     root = Path(batch_dir).resolve().parent.parent
-    name = str(root / "batches" / manifest["batch_id"])
+    name = str(root / "batches" / manifest.batch_id)
     data = Data(
         "file",
         name,
         {
-            "version": dataset_version_dataset.DatasetVersionDatasetFacet(datasetVersion=f"sha256:{manifest['content_hash']}"),
+            "version": dataset_version_dataset.DatasetVersionDatasetFacet(datasetVersion=f"sha256:{manifest.content_hash}"),
             "schema": schema_facet(),
             "dataSource": datasource_dataset.DatasourceDatasetFacet(name="prefmix-store", uri=f"file://{root}"),
         },
@@ -149,52 +150,49 @@ def batch_dataset(batch_dir: Path, manifest: dict[str, Any], *, gate: dict[str, 
     return data
 
 
-def input_datasets(manifest: dict[str, Any]) -> list[Data]:
+def input_datasets(manifest: Manifest) -> list[Data]:
     """The manifest's input files (human shards, prompt sets, records) as datasets."""
-    return [file_dataset(i["path"], i.get("sha256")) for i in manifest.get("inputs") or [] if i.get("path")]
+    return [file_dataset(i.path, i.sha256) for i in manifest.inputs if i.path]
 
 
 def _text(value: Any) -> str | None:
     return None if value is None else value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
 
 
-def _severity(check: dict[str, Any]) -> str:
-    return "error" if check.get("severity", "critical") == "critical" else "warn"
+def _severity(check: GateCheck) -> str:
+    return "error" if check.severity == "critical" else "warn"
 
 
-def assertions_facet(gate: dict[str, Any]) -> data_quality_assertions_dataset.DataQualityAssertionsDatasetFacet:
+def assertions_facet(gate: GateResult) -> data_quality_assertions_dataset.DataQualityAssertionsDatasetFacet:
     return data_quality_assertions_dataset.DataQualityAssertionsDatasetFacet(
         assertions=[
             data_quality_assertions_dataset.Assertion(
-                assertion=str(c.get("expectation") or c.get("type") or c.get("name")),
-                success=bool(c.get("success")),
-                column=c.get("column"),
+                assertion=c.name,
+                success=c.success,
                 severity=_severity(c),
-                name=c.get("name"),
-                description=c.get("description") or c.get("message"),
-                expected=_text(c.get("expected")),
-                actual=_text(c.get("observed")),
+                name=c.name,
+                description=c.message,
+                expected=_text(c.expected),
+                actual=_text(c.observed),
             )
-            for c in gate.get("checks") or []
-            if c.get("severity") != "off"
+            for c in gate.checks
         ]
     )
 
 
-def test_facet(gate: dict[str, Any]) -> test_run.TestRunFacet:
+def test_facet(gate: GateResult) -> test_run.TestRunFacet:
     return test_run.TestRunFacet(
         tests=[
             test_run.TestExecution(
-                name=str(c.get("name")),
-                status="pass" if c.get("success") else "fail",
+                name=c.name,
+                status="pass" if c.success else "fail",
                 severity=_severity(c),
-                type=c.get("expectation") or c.get("type"),
-                description=c.get("description") or c.get("message"),
-                expected=_text(c.get("expected")),
-                actual=_text(c.get("observed")),
+                type="prefmix-gate-check",
+                description=c.message,
+                expected=_text(c.expected),
+                actual=_text(c.observed),
             )
-            for c in gate.get("checks") or []
-            if c.get("severity") != "off"
+            for c in gate.checks
         ]
     )
 

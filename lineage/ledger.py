@@ -18,8 +18,9 @@ import polars as pl
 import sqlalchemy as sa
 from sqlalchemy.exc import OperationalError
 
-from prefmix.lineage.manifest import current_status, read_manifest, status_time
+from prefmix.contract import DataFile, Manifest, ManifestInput
 from prefmix.errors import UserError
+from prefmix.lineage.manifest import read_manifest
 from prefmix.store import Store, fsync_dir
 
 INSERT_CHUNK = 50_000
@@ -112,8 +113,18 @@ class Ledger:
 
     @classmethod
     def for_store(cls, store: Store, url: str | None = None) -> "Ledger":
+        """The ledger a writer indexes into (the default SQLite file is created with the store)."""
         if url is None:
             store.ensure()
+        return cls(url or default_url(store))
+
+    @classmethod
+    def for_reading(cls, store: Store, url: str | None = None) -> "Ledger":
+        """The ledger an audit reads; never creates a store or an empty ledger that would answer 'not found'."""
+        if url is None:
+            store.require()
+            if not store.ledger_path.is_file():
+                raise UserError(f"{store.ledger_path}: no ledger in this store; build it from the manifests with `prefmix lineage reindex`")
         return cls(url or default_url(store))
 
     def where(self) -> str:
@@ -147,7 +158,7 @@ class Ledger:
         self._created = False
 
     # writing -----------------------------------------------------------------
-    def index_batch(self, manifest: dict[str, Any], batch_dir: Path) -> dict[str, Any]:
+    def index_batch(self, manifest: Manifest, batch_dir: Path) -> dict[str, Any]:
         """Index one batch (its manifest and the record ids of its Parquet files). Idempotent: a batch
         already indexed only gets its status and location updated."""
         self.create()
@@ -159,13 +170,13 @@ class Ledger:
                 conn.execute(batches.update().where(batches.c.pk == pk).values(**row))
                 return {"batch_id": row["batch_id"], "records": 0, "updated": True}
             pk = conn.execute(batches.insert().values(**row)).inserted_primary_key[0]
-            conn.execute(files.insert(), [_file_row(pk, f) for f in manifest["files"]])
-            input_rows = [_input_row(pk, i) for i in manifest.get("inputs") or []]
+            conn.execute(files.insert(), [_file_row(pk, f) for f in manifest.files])
+            input_rows = [_input_row(pk, i) for i in manifest.inputs]
             if input_rows:
                 conn.execute(inputs.insert(), input_rows)
             count = 0
-            for file_no, f in enumerate(manifest["files"]):
-                count += self._index_records(conn, pk, file_no, batch_dir / f["path"])
+            for file_no, f in enumerate(manifest.files):
+                count += self._index_records(conn, pk, file_no, batch_dir / f.path)
         return {"batch_id": row["batch_id"], "records": count, "updated": False}
 
     def _index_records(self, conn: sa.Connection, batch_pk: int, file_no: int, path: Path) -> int:
@@ -312,26 +323,26 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cursor.close()
 
 
-def _batch_row(manifest: dict[str, Any], batch_dir: Path) -> dict[str, Any]:
+def _batch_row(manifest: Manifest, batch_dir: Path) -> dict[str, Any]:
     return {
-        "batch_id": manifest["batch_id"],
-        "status": current_status(manifest) or "staged",
+        "batch_id": manifest.batch_id,
+        "status": manifest.status,
         "location": str(batch_dir),
-        "content_hash": manifest["content_hash"],
-        "rows": manifest.get("rows") or sum(f["rows"] for f in manifest["files"]),
-        "created_at": manifest.get("created_at"),
-        "status_at": status_time(manifest, "published", "quarantined", "overridden"),
-        "flow_run_id": manifest.get("flow_run_id"),
-        "git_commit": (manifest.get("code_version") or {}).get("git_commit"),
+        "content_hash": manifest.content_hash,
+        "rows": manifest.rows,
+        "created_at": manifest.created_at,
+        "status_at": manifest.status_time("published", "quarantined", "overridden"),
+        "flow_run_id": manifest.flow_run_id,
+        "git_commit": manifest.code_version.git_commit,
     }
 
 
-def _file_row(batch_pk: int, f: dict[str, Any]) -> dict[str, Any]:
-    return {"batch_pk": batch_pk, "path": f["path"], "sha256": f["sha256"], "rows": f["rows"], "bytes": f["bytes"]}
+def _file_row(batch_pk: int, f: DataFile) -> dict[str, Any]:
+    return {"batch_pk": batch_pk, "path": f.path, "sha256": f.sha256, "rows": f.rows, "bytes": f.bytes}
 
 
-def _input_row(batch_pk: int, i: dict[str, Any]) -> dict[str, Any]:
-    return {"batch_pk": batch_pk, "role": i["role"], "path": i.get("path"), "sha256": i.get("sha256"), "run_id": i.get("run_id")}
+def _input_row(batch_pk: int, i: ManifestInput) -> dict[str, Any]:
+    return {"batch_pk": batch_pk, "role": i.role, "path": i.path, "sha256": i.sha256, "run_id": i.run_id}
 
 
 def reindex(store: Store, url: str | None = None) -> dict[str, Any]:

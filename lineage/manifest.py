@@ -9,6 +9,9 @@ history [{status, at, by, reason}]: staged -> published | quarantined -> overrid
 `content_hash` is the sha256 of the lines "<path>  <sha256>\n" of every data
 file, sorted by path (paths relative to the batch directory): two batches with
 the same bytes in the same files have the same content hash.
+
+The manifest is the typed `prefmix.contract.Manifest`; its gate report paths are
+relative to the batch folder, so they stay right after the batch moves.
 """
 
 from __future__ import annotations
@@ -23,16 +26,31 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
+from pydantic import ValidationError
 
-from prefmix.lineage.redact import redact, secret_values
 from prefmix.config import Config
+from prefmix.contract import (
+    AnnotationStats,
+    BatchStatus,
+    BlendSummary,
+    CodeVersion,
+    DataFile,
+    GateResult,
+    JudgeHumanAgreement,
+    Manifest,
+    ManifestCounts,
+    ManifestInput,
+    ManifestModel,
+    StatusEntry,
+    SyntheticRun,
+)
 from prefmix.errors import InputError
-from prefmix.store import atomic_write_json, sha256_file
+from prefmix.hashing import sha256_file, sha256_json
+from prefmix.lineage.redact import redact, secret_values
+from prefmix.store import atomic_write_json
 
 MANIFEST = "manifest.json"
-VERSION = 1
-INPUT_ROLES = ("human_shard", "prompt_set", "synthetic_run", "human_records", "synthetic_records")
-STATUSES = ("staged", "published", "quarantined", "overridden")
+VERSION = 2
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -47,7 +65,7 @@ def whoami() -> str:
         return "unknown"
 
 
-def code_version() -> dict[str, Any]:
+def code_version() -> CodeVersion:
     """git commit and dirty flag of the checkout prefmix runs from (read-only git calls), and the package version."""
     try:
         version = metadata.version("prefmix")
@@ -63,11 +81,11 @@ def code_version() -> dict[str, Any]:
 
     commit = git("rev-parse", "HEAD")
     status = git("status", "--porcelain", "--untracked-files=no")
-    return {
-        "git_commit": commit.strip() if commit else None,
-        "git_dirty": bool(status.strip()) if status is not None else None,
-        "package_version": version,
-    }
+    return CodeVersion(
+        git_commit=commit.strip() if commit else None,
+        git_dirty=bool(status.strip()) if status is not None else None,
+        package_version=version,
+    )
 
 
 def data_paths(batch_dir: Path) -> list[Path]:
@@ -75,9 +93,9 @@ def data_paths(batch_dir: Path) -> list[Path]:
     return [p for p in sorted((Path(batch_dir) / "data").rglob("*.parquet")) if not p.name.startswith(".")]
 
 
-def file_hashes(batch_dir: Path) -> list[dict[str, Any]]:
-    """[{path, sha256}] of the data files, enough for content_hash."""
-    return [{"path": p.relative_to(batch_dir).as_posix(), "sha256": sha256_file(p)} for p in data_paths(batch_dir)]
+def file_hashes(batch_dir: Path) -> list[tuple[str, str]]:
+    """(path, sha256) of the data files, enough for content_hash."""
+    return [(p.relative_to(batch_dir).as_posix(), sha256_file(p)) for p in data_paths(batch_dir)]
 
 
 def _rows(path: Path) -> int:
@@ -87,76 +105,61 @@ def _rows(path: Path) -> int:
         raise InputError(f"{path}: not a readable Parquet file ({str(exc).splitlines()[0]})") from None
 
 
-def data_files(batch_dir: Path) -> list[dict[str, Any]]:
-    """[{path, sha256, rows, bytes}] for batch_dir/data/**/*.parquet, sorted by path."""
-    return [
-        {**entry, "rows": _rows(batch_dir / entry["path"]), "bytes": (batch_dir / entry["path"]).stat().st_size}
-        for entry in file_hashes(Path(batch_dir))
-    ]
+def data_files(batch_dir: Path) -> list[DataFile]:
+    """Path, sha256, rows and bytes of batch_dir/data/**/*.parquet, sorted by path."""
+    batch_dir = Path(batch_dir)
+    return [DataFile(path=path, sha256=sha, rows=_rows(batch_dir / path), bytes=(batch_dir / path).stat().st_size)
+            for path, sha in file_hashes(batch_dir)]
 
 
-def content_hash(files: list[dict[str, Any]]) -> str:
-    lines = "".join(f"{f['path']}  {f['sha256']}\n" for f in sorted(files, key=lambda f: f["path"]))
-    return hashlib.sha256(lines.encode("utf-8")).hexdigest()
+def content_hash(files: list[DataFile] | list[tuple[str, str]]) -> str:
+    pairs = sorted((f.path, f.sha256) if isinstance(f, DataFile) else f for f in files)
+    return hashlib.sha256("".join(f"{path}  {sha}\n" for path, sha in pairs).encode("utf-8")).hexdigest()
 
 
 def seal(manifest: dict[str, Any]) -> str:
-    fixed = {k: v for k, v in manifest.items() if k not in ("status_history", "seal")}
-    return hashlib.sha256(json.dumps(fixed, sort_keys=True, default=str).encode("utf-8")).hexdigest()
+    """sha256 of the fixed part of a manifest as plain data (everything but status_history and seal)."""
+    return sha256_json({k: v for k, v in manifest.items() if k not in ("status_history", "seal")})
 
 
-def _input(entry: dict[str, Any], index: int) -> dict[str, Any]:
-    role = entry.get("role")
-    if role not in INPUT_ROLES:
-        raise InputError(f"manifest input #{index}: role {role!r} is not one of {', '.join(INPUT_ROLES)}")
-    if not entry.get("path") and not entry.get("run_id"):
-        raise InputError(f"manifest input #{index} ({role}): needs 'path' or 'run_id'")
-    out = dict(entry)
-    path = out.get("path")
-    if path:
-        if "://" not in str(path):
-            local = Path(path).expanduser().resolve()
-            out["path"] = str(local)
-            if not out.get("sha256") and local.is_file():
-                out["sha256"] = sha256_file(local)
-        else:
-            out["path"] = str(path)
+def input_entries(config: Config, human_shards: list[ManifestInput], human_records: str | None,
+                  synthetic_records: list[str]) -> list[ManifestInput]:
+    """What a nightly batch was made from: the vendor shards, the prompt sets, and the record files the blend read."""
+    inputs = list(human_shards)
+    inputs += [ManifestInput(role="prompt_set", path=p.path, sha256=sha256_file(p.path)) for p in config.prompts]
+    if human_records:
+        inputs.append(ManifestInput(role="human_records", path=human_records, sha256=sha256_file(human_records)))
+    inputs += [ManifestInput(role="synthetic_records", path=p, sha256=sha256_file(p)) for p in synthetic_records]
+    return inputs
+
+
+def _normalized(inputs: list[ManifestInput], synthetic_runs: list[SyntheticRun]) -> list[ManifestInput]:
+    """Absolute local paths with their sha256, and every synthetic run as an input of its own (so
+    `impact RUN_ID` finds the batch even if only its record files were listed)."""
+    out: list[ManifestInput] = []
+    for entry in inputs:
+        if not entry.path and not entry.run_id:
+            raise InputError(f"manifest input #{len(out)} ({entry.role}): needs 'path' or 'run_id'")
+        if entry.path and "://" not in entry.path:
+            local = Path(entry.path).expanduser().resolve()
+            sha = entry.sha256 or (sha256_file(local) if local.is_file() else None)
+            entry = entry.model_copy(update={"path": str(local), "sha256": sha})
+        out.append(entry)
+    named = {e.run_id for e in out if e.run_id}
+    for run in synthetic_runs:
+        if run.run_id not in named:
+            out.append(ManifestInput(role="synthetic_run", run_id=run.run_id, path=run.path))
+            named.add(run.run_id)
     return out
 
 
-def _inputs(inputs: list[dict[str, Any]], synthetic_runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    result = [_input(e, i) for i, e in enumerate(inputs)]
-    named_runs = {e.get("run_id") for e in result if e.get("run_id")}
-    # Every synthetic run is an input too, so `impact RUN_ID` finds the batch even if the flow listed only files.
-    for run in synthetic_runs:
-        run_id = run.get("run_id")
-        if run_id and run_id not in named_runs:
-            result.append(_input({"role": "synthetic_run", "run_id": run_id, "path": run.get("path")}, len(result)))
-            named_runs.add(run_id)
-    return result
-
-
-def _counts(blend_summary: dict[str, Any]) -> dict[str, Any]:
-    """Requested vs achieved counts and dedup removals, whatever the blend summary calls them."""
-
-    def pick(*names: str) -> Any:
-        return next((blend_summary[n] for n in names if n in blend_summary), None)
-
-    return {
-        "requested": pick("requested", "quotas", "requested_counts"),
-        "achieved": pick("achieved", "counts", "achieved_counts", "actual"),
-        "dedup_removed": pick("dedup_removed", "dedup", "duplicates_removed", "removed"),
-        "upsampled": pick("upsampled"),
-        "excluded": pick("excluded"),
-    }
-
-
-def _models(config: Config) -> list[dict[str, Any]]:
+def _models(config: Config) -> list[ManifestModel]:
     """Every configured teacher with its revision and role, so the manifest names models even without synthetic runs."""
     judge = config.judge_teacher().name if config.teachers else None
     writers = {t.name for t in config.generation_teachers()} if config.teachers else set()
     return [
-        {"name": t.name, "model": t.model, "revision": t.revision, "roles": [r for r, on in (("generator", t.name in writers), ("judge", t.name == judge)) if on]}
+        ManifestModel(name=t.name, model=t.model, revision=t.revision,
+                      roles=[r for r, on in (("generator", t.name in writers), ("judge", t.name == judge)) if on])
         for t in config.teachers
     ]
 
@@ -166,77 +169,78 @@ def build_manifest(
     batch_id: str,
     config: Config,
     batch_dir: Path,
-    inputs: list[dict[str, Any]],
-    synthetic_runs: list[dict[str, Any]],
-    blend_summary: dict[str, Any],
-    annotation_stats: dict[str, Any] | None,
-    judge_human: dict[str, Any] | None,
-    gate: dict[str, Any] | None,
+    inputs: list[ManifestInput],
+    synthetic_runs: list[SyntheticRun],
+    blend: BlendSummary,
+    annotation_stats: AnnotationStats | None,
+    judge_human: JudgeHumanAgreement | None,
+    gate: GateResult | None,
     flow_run_id: str | None,
-    code_version: dict[str, Any] | None = None,
-) -> dict[str, Any]:
+    code: CodeVersion | None = None,
+) -> Manifest:
     """The manifest of a staged batch (status 'staged'); secrets are redacted throughout."""
     batch_dir = Path(batch_dir)
-    normalized_inputs = _inputs(inputs, synthetic_runs)  # bad input entries fail before any hashing
+    normalized = _normalized(inputs, synthetic_runs)  # bad input entries fail before any hashing
     files = data_files(batch_dir)
     if not files:
         raise InputError(f"{batch_dir / 'data'}: no Parquet files to put in the manifest of batch {batch_id}")
-    secrets = secret_values(config)
-    manifest: dict[str, Any] = {
+    created = now()
+    fixed: dict[str, Any] = {
         "manifest_version": VERSION,
         "batch_id": batch_id,
-        "created_at": now(),
+        "created_at": created,
         "flow_run_id": flow_run_id,
         "content_hash": content_hash(files),
-        "rows": sum(f["rows"] for f in files),
-        "files": files,
-        "code_version": code_version if code_version is not None else _code_version(),
+        "rows": sum(f.rows for f in files),
+        "files": [f.model_dump(mode="json") for f in files],
+        "code_version": (code or code_version()).model_dump(mode="json"),
         "config": config.redacted(),
-        "inputs": normalized_inputs,
-        "synthetic_runs": synthetic_runs,
-        "models": _models(config),
-        "counts": _counts(blend_summary),
-        "blend": blend_summary,
-        "annotation_stats": annotation_stats,
-        "judge_human": judge_human,
-        "gate": gate,
+        "inputs": [i.model_dump(mode="json") for i in normalized],
+        "synthetic_runs": [r.model_dump(mode="json") for r in synthetic_runs],
+        "models": [m.model_dump(mode="json") for m in _models(config)],
+        "counts": ManifestCounts(requested=blend.requested, achieved=blend.achieved, dedup_removed=blend.dedup,
+                                 upsampled=blend.upsampled, excluded=blend.excluded).model_dump(mode="json"),
+        "blend": blend.model_dump(mode="json"),
+        "annotation_stats": annotation_stats.model_dump(mode="json") if annotation_stats else None,
+        "judge_human": judge_human.model_dump(mode="json") if judge_human else None,
+        "gate": gate.model_copy(update={"report": gate.report.relative_to(batch_dir)}).model_dump(mode="json") if gate else None,
     }
-    manifest = redact(json.loads(json.dumps(manifest, default=str)), secrets)
-    manifest["seal"] = seal(manifest)
-    manifest["status_history"] = [{"status": "staged", "at": manifest["created_at"], "by": whoami(), "reason": None}]
-    return manifest
+    fixed = redact(fixed, secret_values(config))
+    staged = StatusEntry(status="staged", at=created, by=whoami())
+    manifest = Manifest.model_validate({**fixed, "seal": "", "status_history": [staged.model_dump(mode="json")]})
+    # Sealed as it will be written (after validation), so verify recomputes the same bytes.
+    return manifest.model_copy(update={"seal": seal(manifest.model_dump(mode="json"))})
 
 
-_code_version = code_version  # build_manifest's keyword shadows the function name
-
-
-def with_status(manifest: dict[str, Any], status: str, *, by: str | None = None, reason: str | None = None) -> dict[str, Any]:
+def with_status(manifest: Manifest, status: BatchStatus, *, by: str | None = None, reason: str | None = None) -> Manifest:
     """A copy of the manifest with one more status entry (the only change allowed after building)."""
-    if status not in STATUSES:
-        raise ValueError(f"unknown status {status!r}")
-    history = [*manifest.get("status_history", []), {"status": status, "at": now(), "by": by or whoami(), "reason": reason}]
-    return {**manifest, "status_history": history}
+    entry = StatusEntry(status=status, at=now(), by=by or whoami(), reason=reason)
+    return manifest.model_copy(update={"status_history": [*manifest.status_history, entry]})
 
 
-def current_status(manifest: dict[str, Any]) -> str | None:
-    history = manifest.get("status_history") or []
-    return history[-1]["status"] if history else None
+def write_manifest(batch_dir: Path, manifest: Manifest) -> Path:
+    return atomic_write_json(Path(batch_dir) / MANIFEST, manifest.model_dump(mode="json"))
 
 
-def status_time(manifest: dict[str, Any], *statuses: str) -> str | None:
-    times = [s["at"] for s in manifest.get("status_history") or [] if s["status"] in statuses]
-    return times[-1] if times else None
-
-
-def write_manifest(batch_dir: Path, manifest: dict[str, Any]) -> Path:
-    return atomic_write_json(Path(batch_dir) / MANIFEST, manifest)
-
-
-def read_manifest(batch_dir: Path) -> dict[str, Any]:
+def read_manifest_data(batch_dir: Path) -> dict[str, Any]:
+    """The manifest as written (verify recomputes the seal over exactly these bytes' data)."""
     path = Path(batch_dir) / MANIFEST
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise InputError(f"{path}: manifest not found") from None
     except json.JSONDecodeError as exc:
         raise InputError(f"{path}: not valid JSON at line {exc.lineno}") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: expected a JSON object")
+    return data
+
+
+def read_manifest(batch_dir: Path) -> Manifest:
+    path = Path(batch_dir) / MANIFEST
+    try:
+        return Manifest.model_validate(read_manifest_data(batch_dir))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "<root>"
+        raise InputError(f"{path}: {where}: {first['msg']} (not a prefmix manifest of version {VERSION})") from None

@@ -13,10 +13,11 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from prefmix.errors import ConfigError
+from prefmix.records import SOURCES
+from prefmix.yamlio import parse_yaml, read_yaml
 
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 Severity = Literal["critical", "warning", "off"]
@@ -178,7 +179,7 @@ class Blend(Model):
         return _check_shares(value)
 
     def ratios_for(self, domain: str) -> dict[str, float]:
-        shares = {source: 0.0 for source in ("human", "synthetic")}
+        shares = {source: 0.0 for source in SOURCES}
         shares.update(self.domain_ratios.get(domain, self.ratios))
         return shares
 
@@ -190,9 +191,9 @@ def _check_shares(value: dict[str, float]) -> dict[str, float]:
 
 
 def _check_sources(value: dict[str, float]) -> dict[str, float]:
-    unknown = sorted(set(value) - {"human", "synthetic"})
+    unknown = sorted(set(value) - set(SOURCES))
     if unknown:
-        raise ValueError(f"unknown source {unknown[0]!r}, expected 'human' or 'synthetic'")
+        raise ValueError(f"unknown source {unknown[0]!r}, expected one of {', '.join(map(repr, SOURCES))}")
     return value
 
 
@@ -263,6 +264,7 @@ class Config(Model):
         return [t for t in self.teachers if t.name in wanted]
 
     def store_root(self) -> str:
+        """PREFMIX_STORE wins over the file's `store:` (an explicit --store wins over both; see prefmix.context)."""
         return os.environ.get("PREFMIX_STORE") or self.store
 
     def redacted(self) -> dict[str, Any]:
@@ -315,31 +317,13 @@ def apply_overrides(data: dict[str, Any], overrides: list[str], source: str = "-
                 child = {}
                 node[part] = child
             node = child
-        node[parts[-1]] = yaml.safe_load(raw)
+        node[parts[-1]] = parse_yaml(raw, f"{source} {key}")
     return data
-
-
-def read_yaml(path: str | Path) -> Any:
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found") from None
-    except IsADirectoryError:
-        raise ConfigError(f"{path}: expected a YAML file, found a directory") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not valid UTF-8 at byte {exc.start}") from None
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}:{where} not valid YAML ({getattr(exc, 'problem', 'parse error')})") from None
 
 
 def load(path: str | Path, overrides: list[str] | None = None) -> Config:
     """Read, override and validate a config file. Relative data paths resolve against the file's folder."""
-    data = read_yaml(path)
+    data = read_yaml(path, "config file")
     if isinstance(data, dict) and overrides:
         data = apply_overrides(data, overrides)
     config = parse(data, str(path))

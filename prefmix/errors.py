@@ -29,3 +29,14 @@ class RunAborted(Exception):
     """A run stopped on purpose (error-rate threshold); the store is consistent."""
 
     exit_code = 3
+
+
+class InfraError(Exception):
+    """The teacher or the machine failed us (a server that will not start, a port already taken): exit 3.
+    The message is one line; details (a log tail) go in `detail`."""
+
+    exit_code = 3
+
+    def __init__(self, message: str, detail: str = "") -> None:
+        super().__init__(message)
+        self.detail = detail

@@ -193,3 +193,173 @@ def to_arrow(frame: pl.DataFrame) -> pa.Table:
 
 def empty() -> pl.DataFrame:
     return pl.DataFrame(schema=POLARS_SCHEMA)
+
+
+# =====================================================================================================
+# The trajectory record: one agent run on one task, as every trajectory reader returns it, and the two
+# non-pairwise layouts derived from runs (TRL's PRM step labels, KTO rows). Appended section: the
+# preference schema above is untouched; these reuse its TOOL_CALL, MESSAGE and ANNOTATION structs.
+# =====================================================================================================
+
+STEP_SOURCES = ("system", "user", "agent")
+VERIFIER_KINDS = ("test", "llm_judge", "human")
+# The environment a run happened in; two runs pair only when every one of these fields is equal.
+ENV_FIELDS = ("repo_or_site", "base_commit_or_snapshot", "image", "harness", "harness_version")
+
+# A tool result; `tool_call_id` names the call of the same step it answers (readers enforce it).
+OBSERVATION = pa.struct([("tool_call_id", pa.string()), ("content", pa.string()), ("truncated", pa.bool_())])
+# One step, numbered 1..n: a system prompt, a user message, or an agent turn (message, calls, their results).
+STEP = pa.struct(
+    [
+        ("idx", pa.int32()),
+        ("source", pa.string()),  # one of STEP_SOURCES
+        ("content", pa.string()),
+        ("reasoning", pa.string()),  # the agent's explicit reasoning; never part of a derived completion
+        ("tool_calls", pa.list_(TOOL_CALL)),
+        ("observations", pa.list_(OBSERVATION)),
+    ]
+)
+ENVIRONMENT = pa.struct([(name, pa.string()) for name in ENV_FIELDS])
+POLICY = pa.struct([("model", pa.string()), ("revision", pa.string()), ("sampling", pa.string())])  # sampling: JSON text
+VERIFIER = pa.struct([("kind", pa.string()), ("name", pa.string()), ("version", pa.string())])  # kind: VERIFIER_KINDS
+OUTCOME = pa.struct(
+    [("resolved", pa.bool_()), ("reward", pa.float64()), ("verifier", VERIFIER), ("exit_status", pa.string())]
+)
+
+TRAJECTORY_SCHEMA = pa.schema(
+    [
+        pa.field("trajectory_id", pa.string(), nullable=False),  # given by the file, else trajectory_content_id
+        pa.field("task_id", pa.string(), nullable=False),
+        pa.field("task_group", pa.string(), nullable=False),  # defaults to task_id; rows of one group share a split
+        pa.field("env", ENVIRONMENT),
+        pa.field("policy", POLICY),
+        pa.field("tools", pa.string()),  # JSON list of the tool schemas offered to the agent
+        pa.field("steps", pa.list_(STEP), nullable=False),
+        pa.field("outcome", OUTCOME),
+        pa.field("origin_uri", pa.string(), nullable=False),
+        pa.field("origin_sha256", pa.string(), nullable=False),
+        pa.field("origin_row", pa.int64(), nullable=False),  # 0-based: the trajectory's index in its file
+    ]
+)
+TRAJECTORY_COLUMNS: tuple[str, ...] = tuple(TRAJECTORY_SCHEMA.names)
+TRAJECTORY_POLARS_SCHEMA: pl.Schema = pl.Schema(pl.from_arrow(TRAJECTORY_SCHEMA.empty_table()).schema)
+# What a run IS (its content id covers these): not where it was read from.
+_TRAJECTORY_CONTENT = ("task_id", "task_group", "env", "policy", "tools", "steps", "outcome")
+
+# TRL's stepwise-supervision (PRM) layout: prompt, completions (one text per agent step), labels (one bool each).
+STEP_LABEL_SCHEMA = pa.schema(
+    [
+        pa.field("record_id", pa.string(), nullable=False),  # record_id(prompt, completions joined, labels as text)
+        pa.field("prompt", pa.string(), nullable=False),
+        pa.field("completions", pa.list_(pa.string()), nullable=False),
+        pa.field("labels", pa.list_(pa.bool_()), nullable=False),
+        pa.field("soft_labels", pa.list_(pa.float64())),  # Monte Carlo: share of rollouts that succeeded
+        pa.field("rollouts", pa.list_(pa.int64())),  # Monte Carlo: N rollouts behind each label
+        pa.field("steps", pa.list_(pa.int32()), nullable=False),  # the trajectory step idx of each completion
+        pa.field("label_method", pa.string(), nullable=False),  # human_first_error | mc_hard | mc_soft
+        pa.field("context", pa.list_(MESSAGE)),  # the prompt as messages
+        pa.field("tools", pa.string()),
+        pa.field("domain", pa.string(), nullable=False),
+        pa.field("source", pa.string(), nullable=False),
+        pa.field("task_id", pa.string(), nullable=False),
+        pa.field("task_group", pa.string(), nullable=False),
+        pa.field("trajectory_id", pa.string(), nullable=False),
+        pa.field("annotation", ANNOTATION),
+        pa.field("origin_uri", pa.string(), nullable=False),
+        pa.field("origin_sha256", pa.string(), nullable=False),
+        pa.field("origin_row", pa.int64(), nullable=False),
+        pa.field("batch_id", pa.string()),
+        pa.field("split", pa.string()),
+    ]
+)
+
+# TRL's unpaired (KTO) layout: one run's completion and whether it resolved the task.
+KTO_SCHEMA = pa.schema(
+    [
+        pa.field("record_id", pa.string(), nullable=False),  # record_id(prompt, completion, "true"/"false")
+        pa.field("prompt", pa.string(), nullable=False),
+        pa.field("completion", pa.string(), nullable=False),
+        pa.field("label", pa.bool_(), nullable=False),
+        pa.field("context", pa.list_(MESSAGE)),
+        pa.field("completion_messages", pa.list_(MESSAGE)),
+        pa.field("tools", pa.string()),
+        pa.field("domain", pa.string(), nullable=False),
+        pa.field("source", pa.string(), nullable=False),
+        pa.field("score", pa.float64()),  # the outcome: reward, else resolved as 1/0
+        pa.field("task_id", pa.string(), nullable=False),
+        pa.field("task_group", pa.string(), nullable=False),
+        pa.field("trajectory_id", pa.string(), nullable=False),
+        pa.field("env_key", pa.string(), nullable=False),
+        pa.field("origin_uri", pa.string(), nullable=False),
+        pa.field("origin_sha256", pa.string(), nullable=False),
+        pa.field("origin_row", pa.int64(), nullable=False),
+        pa.field("batch_id", pa.string()),
+        pa.field("split", pa.string()),
+    ]
+)
+STEP_LABEL_POLARS_SCHEMA: pl.Schema = pl.Schema(pl.from_arrow(STEP_LABEL_SCHEMA.empty_table()).schema)
+KTO_POLARS_SCHEMA: pl.Schema = pl.Schema(pl.from_arrow(KTO_SCHEMA.empty_table()).schema)
+
+
+def env_key_expr(env: pl.Expr) -> pl.Expr:
+    """Canonical JSON of an ENVIRONMENT struct (fields in ENV_FIELDS order, compact, null fields kept):
+    the key trajectory pairing groups on and TRAJECTORY_LINEAGE.env_key records."""
+    fields = [env.struct.field(name).cast(pl.String).alias(name) for name in ENV_FIELDS]
+    return pl.struct(fields).struct.json_encode()
+
+
+def env_key(env: dict[str, str | None] | None) -> str:
+    """env_key_expr for one environment given as a dict (same text, computed by the same expression)."""
+    row = {name: (env or {}).get(name) for name in ENV_FIELDS}
+    frame = pl.DataFrame([{"env": row}], schema={"env": pl.Struct({name: pl.String for name in ENV_FIELDS})})
+    return str(frame.select(env_key_expr(pl.col("env"))).item())
+
+
+def with_trajectory_ids(frame: pl.DataFrame) -> pl.DataFrame:
+    """Fill missing trajectory_id with its content id; ids a file gives are kept as they are."""
+    missing = frame.get_column("trajectory_id").is_null()
+    if not missing.any():
+        return frame
+    computed = pl.Series("computed", trajectory_content_ids(frame.filter(missing)), dtype=pl.String)
+    fill = pl.Series("fill", [None] * frame.height, dtype=pl.String).scatter(missing.arg_true(), computed)
+    return frame.with_columns(pl.coalesce(pl.col("trajectory_id"), fill).alias("trajectory_id"))
+
+
+def trajectory_content_ids(frame: pl.DataFrame) -> list[str]:
+    """Stable id of each run from its content (task, group, env, policy, tools, steps, outcome; not its origin):
+    sha256 of the record's canonical JSON after conform_trajectories."""
+    content = pl.struct([pl.col(name) for name in _TRAJECTORY_CONTENT]).struct.json_encode()
+    texts = conform_trajectories(frame).select(content.alias("c")).get_column("c").to_list()
+    return [hashlib.sha256(text.encode("utf-8")).hexdigest() for text in texts]
+
+
+def _conform_to(frame: pl.DataFrame, schema: pl.Schema) -> pl.DataFrame:
+    missing = [pl.lit(None, dtype=dtype).alias(name) for name, dtype in schema.items() if name not in frame.columns]
+    frame = frame.with_columns(missing) if missing else frame
+    have = frame.schema
+    return frame.select([upcast(pl.col(name), have[name], dtype).alias(name) for name, dtype in schema.items()])
+
+
+def conform_trajectories(frame: pl.DataFrame) -> pl.DataFrame:
+    """Exactly the trajectory columns, order and types (like conform() for preference rows)."""
+    return _conform_to(frame, TRAJECTORY_POLARS_SCHEMA)
+
+
+def trajectories_to_arrow(frame: pl.DataFrame) -> pa.Table:
+    return conform_trajectories(frame).to_arrow().cast(TRAJECTORY_SCHEMA)
+
+
+def conform_step_labels(frame: pl.DataFrame) -> pl.DataFrame:
+    return _conform_to(frame, STEP_LABEL_POLARS_SCHEMA)
+
+
+def step_labels_to_arrow(frame: pl.DataFrame) -> pa.Table:
+    return conform_step_labels(frame).to_arrow().cast(STEP_LABEL_SCHEMA)
+
+
+def conform_kto(frame: pl.DataFrame) -> pl.DataFrame:
+    return _conform_to(frame, KTO_POLARS_SCHEMA)
+
+
+def kto_to_arrow(frame: pl.DataFrame) -> pa.Table:
+    return conform_kto(frame).to_arrow().cast(KTO_SCHEMA)

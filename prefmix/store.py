@@ -20,10 +20,9 @@ either the old or the new published state.
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -33,17 +32,9 @@ from typing import Any, Iterator
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from prefmix.errors import ConfigError, StoreLocked
-
-CHUNK = 1 << 20
-
-
-def sha256_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(CHUNK):
-            digest.update(block)
-    return digest.hexdigest()
+from prefmix import locks
+from prefmix.errors import ConfigError, InputError, StoreLocked, UserError
+from prefmix.hashing import sha256_file  # noqa: F401  (re-exported: a store's files are named by it)
 
 
 def fsync_dir(path: Path) -> None:
@@ -99,13 +90,25 @@ def write_parquet(table: pa.Table, path: str | Path, row_group_size: int = 64_00
     return path
 
 
+_BATCH_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def check_batch_id(batch_id: str) -> str:
+    """A batch id names a folder: letters, digits, '.', '_', '-', not starting with a symbol."""
+    if not _BATCH_ID.match(batch_id or ""):
+        raise InputError(f"batch id {batch_id!r}: expected letters, digits, '.', '_' or '-' (not starting with a symbol)")
+    return batch_id
+
+
 @dataclass(frozen=True)
 class Store:
     root: Path
 
     @classmethod
     def at(cls, root: str | Path) -> "Store":
-        raw = str(os.environ.get("PREFMIX_STORE") or root)
+        """The store at `root` (not created). Which root a command uses is decided by its caller
+        (`prefmix.context`: --store, then PREFMIX_STORE, then the config's `store`)."""
+        raw = str(root)
         if "://" in raw and not raw.startswith("file://"):
             raise ConfigError(f"store: {raw}: object-store URIs are not supported yet; use a local or mounted path")
         root = Path(raw.removeprefix("file://")).expanduser().resolve()
@@ -142,19 +145,33 @@ class Store:
     def events_path(self) -> Path:
         return self.root / "lineage" / "events.jsonl"
 
-    def find_batch(self, batch_id: str) -> Path | None:
-        for place in (self.batch_dir(batch_id), self.quarantine(batch_id), self.staging(batch_id)):
+    def find_batch(self, batch_id: str, staged: bool = True) -> Path | None:
+        """Where batch `batch_id` is (published, quarantined or, with `staged`, staged), by its manifest."""
+        places = (self.batch_dir(batch_id), self.quarantine(batch_id), *([self.staging(batch_id)] if staged else []))
+        for place in places:
             if (place / "manifest.json").exists():
                 return place
         return None
 
+    def require(self) -> "Store":
+        """This store, which must exist: read and audit commands never create one."""
+        if not self.root.is_dir():
+            raise UserError(f"{self.root}: no store here; pass --store DIR or --config FILE (a read never creates a store)")
+        return self
+
     def batch_dirs(self) -> list[Path]:
-        found: list[Path] = []
-        for area in ("batches", "quarantine"):
-            base = self.root / area
-            if base.is_dir():
-                found.extend(p for p in sorted(base.iterdir()) if (p / "manifest.json").exists())
-        return found
+        """Every finished batch (published, then quarantined), by its manifest."""
+        return [*self.published_dirs(), *self.quarantined_dirs()]
+
+    def published_dirs(self) -> list[Path]:
+        return self._with_manifest(self.root / "batches")
+
+    def quarantined_dirs(self) -> list[Path]:
+        return self._with_manifest(self.root / "quarantine")
+
+    @staticmethod
+    def _with_manifest(base: Path) -> list[Path]:
+        return [p for p in sorted(base.iterdir()) if (p / "manifest.json").exists()] if base.is_dir() else []
 
     # state -------------------------------------------------------------------
     def latest(self) -> str | None:
@@ -173,26 +190,24 @@ class Store:
     def lock(self, what: str = "a run") -> Iterator[None]:
         """Exclusive writer lock; a second writer fails at once with a clear message."""
         self.ensure()
-        path = self.root / ".lock"
-        handle = open(path, "a+")
         try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "another process"
-            handle.close()
-            raise StoreLocked(f"{self.root}: store is locked by {holder}; wait for it to finish") from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"pid {os.getpid()} ({what})")
-        handle.flush()
-        try:
-            yield
-        finally:
-            handle.seek(0)
-            handle.truncate()
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-            handle.close()
+            with locks.exclusive(self.root / ".lock", what):
+                yield
+        except locks.Busy as busy:
+            raise StoreLocked(f"{self.root}: store is locked by {busy.holder}; wait for it to finish") from None
+
+    def remove_tmp_files(self) -> list[str]:
+        """Remove half-written files of killed writers (atomic writes use hidden *.tmp names; a finished file
+        never has one); returns those under runs/, relative to the root (a LATEST temp file is not news)."""
+        if not self.root.is_dir():
+            return []
+        for tmp in self.root.glob(".LATEST.*.tmp"):
+            tmp.unlink(missing_ok=True)
+        runs = self.root / "runs"
+        removed = sorted(runs.rglob(".*.tmp")) if runs.is_dir() else []
+        for tmp in removed:
+            tmp.unlink(missing_ok=True)
+        return [str(t.relative_to(self.root)) for t in removed]
 
     def clear_staging(self) -> list[str]:
         """Remove debris of runs that died before publishing; returns the removed batch ids."""

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import json
-import re
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # gate.py re-exports gate_artifacts, so no runtime import back
-    from prefmix.validators.gate import GateResult
+from prefmix.contract import GateResult
+from prefmix.slug import slug
 
 
 def artifact_key(prefix: str, batch_id: str) -> str:
     """Prefect keys allow lowercase letters, digits and dashes only."""
-    slug = re.sub(r"[^a-z0-9]+", "-", f"{prefix}-{batch_id}".lower()).strip("-")
-    return slug or prefix
+    return slug(f"{prefix}-{batch_id}")
 
 
 def summary_markdown(result: GateResult, batch_id: str) -> str:

@@ -8,13 +8,13 @@ from pathlib import Path
 from typing import Any
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    gate = sub.add_parser("gate", help="re-run the quality gate on a staged or quarantined batch")
+def gate_arguments(gate: argparse.ArgumentParser) -> None:
+    from prefmix.context import STORE_HELP
+
     gate.add_argument("batch", metavar="BATCH", help="batch id")
     gate.add_argument("--config", help="YAML config (default: the config recorded in the batch manifest)")
-    gate.add_argument("--store", help="store folder (default: PREFMIX_STORE, else the config's store)")
+    gate.add_argument("--store", help=STORE_HELP)
     gate.add_argument("--json", action="store_true", help="print the gate result as JSON")
-    gate.set_defaults(handler=_gate)
 
 
 def _manifest(path: Path) -> dict[str, Any]:
@@ -33,11 +33,11 @@ def _locate(args: argparse.Namespace) -> tuple[Any, Path]:
     """The config and the batch directory: --config wins, else the manifest's recorded config."""
     from prefmix.config import Config, load, parse
     from prefmix.errors import InputError
-    from prefmix.store import Store
+
+    from prefmix.context import resolve
 
     config: Config | None = load(args.config) if args.config else None
-    root = args.store or (config.store_root() if config else Config().store_root())
-    store = Store.at(root)
+    store = resolve(args.store, args.config).store.require()
     batch_dir = store.find_batch(args.batch)
     if batch_dir is None:
         raise InputError(f"{store.root}: no batch {args.batch!r} in batches/, quarantine/ or staging/")
@@ -53,7 +53,7 @@ def _locate(args: argparse.Namespace) -> tuple[Any, Path]:
     return config, batch_dir
 
 
-def _gate(args: argparse.Namespace) -> int:
+def gate(args: argparse.Namespace) -> int:
     config, batch_dir = _locate(args)
     from prefmix.validators.gate import run_gate
 

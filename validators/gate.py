@@ -4,46 +4,12 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Literal
-
-from pydantic import BaseModel, Field
+from typing import Any
 
 from prefmix.config import Config
+from prefmix.contract import GateCheck, GateFacts, GateReport, GateResult
 from prefmix.store import atomic_write_json
 from prefmix.validators import metrics, policy, report, suite
-
-
-class GateFacts(BaseModel):
-    """Figures measured elsewhere (annotations room, calibration) that the gate asserts."""
-
-    human_agreement: float | None = None
-    judge_human: float | None = None
-
-
-class Check(BaseModel):
-    name: str
-    severity: Literal["critical", "warning"]
-    success: bool
-    observed: Any = None
-    expected: str
-    message: str
-
-
-class GateReport(BaseModel):
-    data_docs: str | None = None
-    summary_png: str
-    validation_json: str
-
-
-class GateResult(BaseModel):
-    verdict: Literal["pass", "warn", "fail"]
-    checks: list[Check]
-    failed_critical: list[str] = Field(default_factory=list)
-    failed_warning: list[str] = Field(default_factory=list)
-    report: GateReport
-
-    def check(self, name: str) -> Check:
-        return next(c for c in self.checks if c.name == name)
 
 
 def run_gate(config: Config, batch_dir: Path, facts: GateFacts | None = None) -> GateResult:
@@ -57,7 +23,7 @@ def run_gate(config: Config, batch_dir: Path, facts: GateFacts | None = None) ->
     run = suite.validate(measures, severities, batch_dir.name)
     success = suite.by_check(run)
     checks = [
-        Check(
+        GateCheck(
             name=m.name,
             severity=severities[m.name],  # type: ignore[arg-type]
             success=success[m.name],
@@ -68,9 +34,7 @@ def run_gate(config: Config, batch_dir: Path, facts: GateFacts | None = None) ->
         for m in measures
         if severities[m.name] != "off"
     ]
-    failed_critical = [c.name for c in checks if not c.success and c.severity == "critical"]
-    failed_warning = [c.name for c in checks if not c.success and c.severity == "warning"]
-    verdict = "fail" if failed_critical else "warn" if failed_warning else "pass"
+    verdict, failed_critical, failed_warning = policy.decide(checks)
 
     out = batch_dir / "report"
     validation_json = atomic_write_json(out / "validation.json", suite.result_json(run))
@@ -108,4 +72,5 @@ def _plain(value: Any) -> Any:
 
 from prefmix.validators.artifacts import gate_artifacts  # noqa: E402  (re-exported: flows call validators.gate.gate_artifacts)
 
+Check = GateCheck  # the name the gate's tests and docs use
 __all__ = ["Check", "GateFacts", "GateReport", "GateResult", "gate_artifacts", "run_gate"]

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Sequence
+
 from prefmix.config import Gate
+from prefmix.contract import GateCheck, Verdict
 from prefmix.errors import ConfigError
 
 # Blocking by default: anything that makes rows wrong or untrainable, breaks a
@@ -34,3 +37,12 @@ def severities(gate: Gate) -> dict[str, str]:
     if unknown:
         raise ConfigError(f"gate.severity.{unknown[0]}: unknown check, expected one of {', '.join(CHECKS)}")
     return DEFAULT_SEVERITY | dict(gate.severity)
+
+
+def decide(checks: Sequence[GateCheck]) -> tuple[Verdict, list[str], list[str]]:
+    """The blocking rule, the only place it is written: a failed critical check fails the batch (it is
+    quarantined), a failed warning check marks it 'warn' (published, flagged); returns (verdict, critical, warning)."""
+    failed_critical = [c.name for c in checks if not c.success and c.severity == "critical"]
+    failed_warning = [c.name for c in checks if not c.success and c.severity == "warning"]
+    verdict: Verdict = "fail" if failed_critical else "warn" if failed_warning else "pass"
+    return verdict, failed_critical, failed_warning

@@ -13,7 +13,8 @@ from prefmix.records import record_id
 
 from prefmix.generators.client import ChatClient, ChatResult, RequestFailed
 from prefmix.generators.constitution import Constitution
-from prefmix.generators.durable import RequestCache, canonical_hash
+from prefmix.generators.durable import RequestCache
+from prefmix.hashing import sha256_json
 from prefmix.generators.pairing import NoPair, Pick, distinct, seeded_rng
 from prefmix.generators.templates import Messages, TemplateSet
 
@@ -107,7 +108,7 @@ class Context:
             "messages": messages, "temperature": s.temperature, "top_p": s.top_p, "max_tokens": s.max_tokens,
         }
         if s.seed is not None:  # a distinct, reproducible seed per request
-            payload["seed"] = int(canonical_hash([s.seed, salt])[:8], 16) & 0x7FFFFFFF
+            payload["seed"] = int(sha256_json([s.seed, salt])[:8], 16) & 0x7FFFFFFF
         return payload
 
     def judge_payload(self, messages: Messages, schema: dict[str, Any], name: str) -> dict[str, Any]:
