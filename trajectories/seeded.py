@@ -1,0 +1,33 @@
+"""Seeded, stable order keys: the same ids and seed give the same order on any machine and Polars version."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import polars as pl
+
+_MASK = 0xFFFF_FFFF_FFFF_FFFF
+
+
+def mix64(values: np.ndarray) -> np.ndarray:
+    """splitmix64's finalizer: a fixed bijection on uint64 (wrapping arithmetic)."""
+    z = values.astype(np.uint64, copy=True)
+    with np.errstate(over="ignore"):
+        z ^= z >> np.uint64(30)
+        z *= np.uint64(0xBF58476D1CE4E5B9)
+        z ^= z >> np.uint64(27)
+        z *= np.uint64(0x94D049BB133111EB)
+        z ^= z >> np.uint64(31)
+    return z
+
+
+def id_bits(ids: pl.Series) -> np.ndarray:
+    """The first 64 bits of sha256(id): stable across runs, unlike Polars' hash()."""
+    return np.array([int.from_bytes(hashlib.sha256(i.encode("utf-8")).digest()[:8], "big") for i in ids.to_list()], dtype=np.uint64)
+
+
+def pair_keys(first: pl.Series, second: pl.Series, seed: int) -> pl.Series:
+    """Order key of the ordered pair (first, second) under `seed`: mix64(mix64(bits(first) ^ salt) ^ bits(second))."""
+    salt = mix64(np.array([seed & _MASK], dtype=np.uint64))[0]
+    return pl.Series("order_key", mix64(mix64(id_bits(first) ^ salt) ^ id_bits(second)), dtype=pl.UInt64)
