@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import polars as pl
@@ -16,8 +14,7 @@ from prefmix.annotations.samples import SAMPLE_AGGREGATION, WEAK, write_sample_s
 from prefmix.config import Config, Human
 from prefmix.records import SCHEMA, to_arrow
 from prefmix.store import sha256_file
-
-PREFMIX = Path(sys.executable).with_name("prefmix")
+from tests.support.cli import prefmix
 
 
 @pytest.fixture(scope="module")
@@ -87,8 +84,7 @@ def test_report_command_json_and_chart(sample: tuple[Config, HumanIngest], tmp_p
     config, result = sample
     path = tmp_path / "prefmix.yaml"
     path.write_text(yaml.safe_dump({"human": {"shards": [s.model_dump() for s in config.human.shards], "aggregation": SAMPLE_AGGREGATION.model_dump()}}))
-    done = subprocess.run([str(PREFMIX), "annotations", "report", "--config", str(path), "--json", "--out", str(tmp_path / "out")],
-                          capture_output=True, text=True, timeout=120)
+    done = prefmix("annotations", "report", "--config", str(path), "--json", "--out", str(tmp_path / "out"), timeout=120)
     assert done.returncode == 0, done.stderr
     stats = json.loads(done.stdout)
     assert stats["totals"] == result.stats["totals"]
@@ -101,8 +97,8 @@ def test_report_command_table(sample: tuple[Config, HumanIngest], tmp_path: Path
     """A shard given by path (layout auto-detected from canonical column names) prints the tables."""
     config, _ = sample
     shard = config.human.shards[1]  # rankings, canonical column names: auto-detected
-    done = subprocess.run([str(PREFMIX), "annotations", "report", shard.path, "--out", str(tmp_path)],
-                          capture_output=True, text=True, timeout=120, env={"COLUMNS": "160", "PATH": "/usr/bin:/bin"})
+    done = prefmix("annotations", "report", shard.path, "--out", str(tmp_path), timeout=120,
+                   env={"COLUMNS": "160", "PATH": "/usr/bin:/bin"})
     assert done.returncode == 0, done.stderr
     assert "rankings" in done.stdout and "Accounting: 120 items in" in done.stdout
     assert "No chart: no annotator judged a gold item." in done.stdout

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import itertools
 import subprocess
-import sys
 from pathlib import Path
 from typing import Callable
 
@@ -17,8 +16,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.annotations.helpers import JUDGMENT_TYPES, judgment_rows, write
+from tests.support.cli import prefmix
 
-PREFMIX = Path(sys.executable).with_name("prefmix")
 GOOD = [
     ("i1", "ann1", "a", 1, False, None, None), ("i1", "ann2", "b", 1, False, None, None),
     ("i2", "ann1", "a", 1, False, None, None), ("i2", "ann2", "a", 1, False, None, None),
@@ -101,7 +100,7 @@ CASES: dict[str, tuple[Callable[[Path], Path], list[str]]] = {
 
 
 def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(PREFMIX), "annotations", "report", *args], capture_output=True, text=True, cwd=cwd, timeout=120)
+    return prefmix("annotations", "report", *args, cwd=cwd, timeout=120)
 
 
 @pytest.fixture(scope="module")

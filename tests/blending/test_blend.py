@@ -11,9 +11,10 @@ import pytest
 
 from prefmix.blending import blend
 from prefmix.blending.split import is_eval_key
-from blend_helpers import config, hashes, read_all, records
 from prefmix.errors import InputError, QuotaShortfall
 from prefmix.records import SCHEMA, prompt_key
+from tests.blending.blend_helpers import config, hashes, read_all
+from tests.support.records import records
 
 Write = Callable[..., Path]
 

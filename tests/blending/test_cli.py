@@ -8,8 +8,8 @@ from typing import Callable
 import pytest
 import yaml
 
-from blend_helpers import records
 from prefmix.cli import main
+from tests.support.records import records
 
 
 def test_cli_blends_and_prints_the_summary(write: Callable[..., Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

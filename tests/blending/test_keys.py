@@ -39,7 +39,7 @@ def test_worker_processes_give_the_same_keys_and_errors(write, tmp_path) -> None
     import pytest
 
     from prefmix.blending import keys as keypass
-    from blend_helpers import records
+    from tests.support.records import records
     from prefmix.errors import InputError
 
     files = [write(f"h{i}", records(30 + i, "human", "general", f"h{i}")) for i in range(3)]

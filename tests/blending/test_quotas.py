@@ -11,7 +11,8 @@ import pytest
 
 from prefmix.blending import blend
 from prefmix.blending.quotas import apportion
-from blend_helpers import config, read_all, records
+from tests.blending.blend_helpers import config, read_all
+from tests.support.records import records
 
 
 def test_apportion_is_exact_and_largest_remainder() -> None:

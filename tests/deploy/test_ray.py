@@ -12,10 +12,11 @@ from typing import Any
 import polars as pl
 import pytest
 
-from tests.deploy.conftest import PrefectServer, RayHead
-from tests.deploy.helpers import last_json, prefmix
+from tests.deploy.conftest import RayHead
 from tests.deploy.proxy import CountingProxy
-from tests.flows.helpers import make_inputs, write_config
+from tests.support.cli import last_json, prefmix
+from tests.support.nightly import make_inputs, write_config
+from tests.support.prefect_server import PrefectServer
 
 pytestmark = [pytest.mark.server, pytest.mark.vllm]
 

@@ -12,10 +12,12 @@ from typing import Any, Iterator
 import polars as pl
 import pytest
 
-from tests.deploy.conftest import PREFECT, PrefectServer, prefect_client, start, stop, tail, wait_for_flow_run
-from tests.deploy.helpers import last_json, prefmix, run_summary
+from tests.deploy.helpers import run_summary
 from tests.deploy.proxy import CountingProxy
-from tests.flows.helpers import make_inputs, write_config
+from tests.support.cli import last_json, prefmix
+from tests.support.nightly import make_inputs, write_config
+from tests.support.prefect_server import PREFECT, PrefectServer, prefect_client, wait_for_flow_run
+from tests.support.processes import start, stop, tail
 
 pytestmark = [pytest.mark.server, pytest.mark.vllm]
 

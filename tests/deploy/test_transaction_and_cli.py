@@ -12,8 +12,8 @@ from prefmix.flows.transaction import staged_batch
 from prefmix.config import Config
 from prefmix.errors import RunAborted, UserError
 from prefmix.store import Store
-from tests.deploy.conftest import PrefectServer, in_process
-from tests.deploy.helpers import prefmix
+from tests.support.cli import prefmix
+from tests.support.prefect_server import PrefectServer, in_process
 
 
 class GateCrashed(RuntimeError):

@@ -9,7 +9,8 @@ import datasets
 import polars as pl
 import pytest
 
-from tests.flows.helpers import make_inputs, prefmix, write_config
+from tests.support.cli import prefmix
+from tests.support.nightly import make_inputs, write_config
 
 pytestmark = pytest.mark.vllm
 

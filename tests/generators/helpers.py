@@ -9,8 +9,7 @@ import polars as pl
 import yaml
 
 from prefmix.config import Config, load
-
-DOMAINS = ["general", "finance", "medicine", "law"]
+from tests.support.records import DOMAINS
 
 
 def write_prompts(path: Path, n: int, *, prefix: str = "Question") -> Path:

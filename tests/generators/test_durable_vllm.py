@@ -8,7 +8,6 @@ import os
 import sqlite3
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -21,9 +20,10 @@ from prefmix.store import Store, sha256_file
 from prefmix.generators.run import generate
 from tests.generators.fault_proxy import KINDS, FaultProxy
 from tests.generators.helpers import config, write_config
+from tests.support import REPO
+from tests.support.cli import PREFMIX
 
 pytestmark = pytest.mark.vllm
-REPO = Path(__file__).resolve().parents[2]
 
 
 def accounted(run_dir: Path) -> pl.DataFrame:
@@ -49,7 +49,7 @@ def test_faults_on_a_fifth_of_requests_still_complete_and_reconcile(vllm_teacher
 
 
 def _generate_cmd(cfg_path: Path, run_id: str) -> list[str]:
-    return [sys.executable, "-m", "prefmix.cli", "generate", "--config", str(cfg_path), "--run-id", run_id, "--no-progress"]
+    return [*PREFMIX, "generate", "--config", str(cfg_path), "--run-id", run_id, "--no-progress"]
 
 
 def _cached_outside_chunks(run_dir: Path) -> int:

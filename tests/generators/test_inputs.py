@@ -19,6 +19,7 @@ from prefmix.generators.prompts import load_prompts
 from prefmix.generators.run import generate, plan_chunks
 from prefmix.generators.templates import load_templates
 from tests.generators.helpers import write_config
+from tests.support import REPO
 
 URL = "http://127.0.0.1:9/v1"  # never contacted by these tests
 
@@ -80,7 +81,7 @@ def test_bad_input_writes_nothing(tmp_path: Path) -> None:
 def test_templates_are_versioned_and_hashed(tmp_path: Path) -> None:
     t = load_templates()
     assert t.ref == "default@1" and len(t.sha256) == 64
-    text = (Path(__file__).parents[2] / "generators" / "templates" / "default.yaml").read_text()
+    text = (REPO / "generators" / "templates" / "default.yaml").read_text()
     edited = tmp_path / "mine.yaml"
     edited.write_text(text.replace("strict grader", "lenient grader"))
     assert load_templates(str(edited)).sha256 != t.sha256

@@ -1,16 +1,12 @@
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from lineage_helpers import make_records  # noqa: E402
-
-from prefmix.config import Config  # noqa: E402
-from prefmix.store import Store  # noqa: E402
+from prefmix.config import Config
+from prefmix.store import Store
+from tests.support.records import make_records
 
 
 @pytest.fixture

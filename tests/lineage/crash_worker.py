@@ -1,17 +1,18 @@
-"""Run one publication step in a child process (the crash tests kill it with PREFMIX_CRASH_AT)."""
+"""Run one publication step in a child process (the crash tests kill it with PREFMIX_CRASH_AT).
+
+    python -m tests.lineage.crash_worker ACTION STORE BATCH_ID [HUMAN SYNTHETIC]   (from the repo root)
+"""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
+from prefmix.lineage.publish import override
 
-from lineage_helpers import publish_batch  # noqa: E402
-
-from prefmix.lineage.publish import override  # noqa: E402
-from prefmix.config import Config  # noqa: E402
-from prefmix.store import Store  # noqa: E402
+from prefmix.config import Config
+from prefmix.store import Store
+from tests.lineage.lineage_helpers import publish_batch
 
 if __name__ == "__main__":
     action, root, batch_id, *paths = sys.argv[1:]

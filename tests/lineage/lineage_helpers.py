@@ -1,9 +1,10 @@
-"""Small real batches for lineage tests: canonical record files, a blend, a published batch."""
+"""Small real batches for lineage tests: a blend, a manifest, a published batch.
+
+The record files come from the shared factory (tests/support/records.py); `make_records` is re-exported here.
+"""
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 from typing import Any, Callable
 
@@ -12,46 +13,11 @@ import polars as pl
 from prefmix.lineage.manifest import build_manifest
 from prefmix.lineage.publish import publish, quarantine, stage_dir
 from prefmix.config import Config
-from prefmix.records import conform, prompt_key, to_arrow, with_record_id
+from prefmix.records import prompt_key, to_arrow
 from prefmix.store import Store, write_parquet
+from tests.support.records import make_records
 
-DOMAINS = ["general", "finance", "medicine", "law"]
-
-
-def make_records(path: Path, source: str, per_domain: int, tag: str, run_id: str | None = None) -> Path:
-    """A canonical record file: per_domain rows in each domain, origin = this file's logical source."""
-    rows: list[dict[str, Any]] = []
-    for domain in DOMAINS:
-        for i in range(per_domain):
-            rows.append(
-                {
-                    "prompt": f"{tag} {domain} question {i}?",
-                    "chosen": f"good answer {i} for {domain} from {tag}",
-                    "rejected": f"poor answer {i}",
-                    "domain": domain,
-                    "source": source,
-                    "chosen_score": 8.0 if source == "synthetic" else None,
-                    "rejected_score": 2.0 if source == "synthetic" else None,
-                    "origin_uri": f"file:///vendor/{tag}.parquet",
-                    "origin_sha256": hashlib.sha256(tag.encode()).hexdigest(),
-                    "origin_row": len(rows),
-                    "generation": {"teacher": "tiny", "judge": "tiny", "strategy": "pointwise", "run_id": run_id, "sampling": json.dumps({"temperature": 1.0})}
-                    if source == "synthetic"
-                    else None,
-                    "annotation": {"vendor": tag, "annotator_ids": ["a1", "a2"], "annotator_count": 2, "agreement": 1.0, "review_passes": 1, "adjudicated": False}
-                    if source == "human"
-                    else None,
-                }
-            )
-    frame = with_record_id(conform(_frame(rows)))
-    return write_parquet(to_arrow(frame), path)
-
-
-def _frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
-    from prefmix.records import POLARS_SCHEMA
-
-    full = [{name: row.get(name) for name in POLARS_SCHEMA} for row in rows]
-    return pl.DataFrame(full, schema=POLARS_SCHEMA)
+__all__ = ["blend_function", "build_batch", "gate_result", "make_records", "publish_batch", "simple_blend"]
 
 
 def simple_blend(config: Config, human: list[Path], synthetic: list[Path], out_dir: Path, batch_id: str) -> None:

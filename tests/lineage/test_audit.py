@@ -7,13 +7,13 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from lineage_helpers import publish_batch
 
 from prefmix.lineage import audit
 from prefmix.lineage.manifest import build_manifest
 from prefmix.lineage.ledger import reindex
 from prefmix.cli import main
 from prefmix.errors import InputError
+from tests.lineage.lineage_helpers import publish_batch
 
 
 def cli(capsys: pytest.CaptureFixture[str], store, *argv: str) -> tuple[int, str, str]:
@@ -32,7 +32,7 @@ def test_reproduce_gives_the_same_hash(store, config, records, capsys):
 
 def test_reproduce_shows_the_first_difference(store, config, records, capsys):
     publish_batch(store, config, "b1", [records["human1"]], [records["syn1"]])
-    from lineage_helpers import blend_function
+    from tests.lineage.lineage_helpers import blend_function
 
     real = blend_function()
 

@@ -8,13 +8,13 @@ import uuid
 from pathlib import Path
 
 import pytest
-from lineage_helpers import build_batch, gate_result
 
 from prefmix.lineage.events import LineageEmitter, batch_dataset, input_datasets, read_events
 from prefmix.lineage.publish import publish
 from prefmix.cli import main
 from prefmix.config import Config, Teacher
 from prefmix.records import SCHEMA
+from tests.lineage.lineage_helpers import build_batch, gate_result
 from openlineage.client.event_v2 import RunEvent, RunState
 from openlineage.client.facet_v2 import (
     data_quality_assertions_dataset,

@@ -8,10 +8,8 @@ import signal
 import sqlite3
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-from lineage_helpers import build_batch, publish_batch
 
 from prefmix.lineage import audit
 from prefmix.lineage.ledger import Ledger
@@ -19,14 +17,16 @@ from prefmix.lineage.manifest import read_manifest
 from prefmix.lineage.publish import CRASH_POINTS, override, publish, recover
 from prefmix.cli import main
 from prefmix.errors import UserError
+from tests.lineage.lineage_helpers import build_batch, publish_batch
+from tests.support import REPO
 
-WORKER = Path(__file__).parent / "crash_worker.py"
+WORKER = [sys.executable, "-m", "tests.lineage.crash_worker"]  # run from the repo root: `tests` is a package
 
 
 def run_worker(action: str, store, batch_id: str, records, crash_at: str | None) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PREFMIX_CRASH_AT": crash_at or ""}
-    argv = [sys.executable, str(WORKER), action, str(store.root), batch_id, str(records["human1"]), str(records["syn1"])]
-    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
+    argv = [*WORKER, action, str(store.root), batch_id, str(records["human1"]), str(records["syn1"])]
+    return subprocess.run(argv, env=env, cwd=REPO, capture_output=True, text=True, timeout=120)
 
 
 def assert_consistent(store, allowed: set[str]) -> str:

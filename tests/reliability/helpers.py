@@ -1,4 +1,5 @@
-"""Tiny nightly setups, the CLI as a subprocess, and the store invariants every reliability test checks."""
+"""Tiny nightly setups and the store invariants every reliability test checks (the CLI runner is
+tests/support/cli.py)."""
 
 from __future__ import annotations
 
@@ -6,22 +7,21 @@ import json
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
-REPO = Path(__file__).resolve().parents[2]
-PREFMIX = [sys.executable, "-m", "prefmix.cli"]
+from tests.support import REPO
+from tests.support.cli import PREFMIX, prefmix
+from tests.support.nightly import make_inputs, write_config
+
 DEAD_TEACHER = "http://127.0.0.1:9/v1"  # discard port: nothing listens, so any request would be refused
 
 
 def make_setup(root: Path, teacher_url: str, model: str, *, prompts: int = 40, items: int = 16, seed: int = 7,
                **extra: Any) -> Path:
     """Sample prompts and vendor shards under root/inputs and a small config at root/config.yaml."""
-    from tests.flows.helpers import make_inputs, write_config
-
     inputs = make_inputs(root, prompts=prompts, items=items, seed=seed)
     small = {"human__calibration_sample": 8, "generation__sampling__max_tokens": 12, "generation__chunk_size": 4}
     return write_config(root, teacher_url, model, inputs, **{**small, **extra})
@@ -32,10 +32,6 @@ def env_for(prefect_url: str | None, **extra: str) -> dict[str, str]:
     if prefect_url:
         env["PREFECT_API_URL"] = prefect_url
     return {**env, **extra}
-
-
-def prefmix(*args: str, env: dict[str, str], timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*PREFMIX, *args], capture_output=True, text=True, cwd=REPO, env=env, timeout=timeout)
 
 
 def nightly(config: Path, day: str, env: dict[str, str], timeout: float = 600) -> subprocess.CompletedProcess[str]:
@@ -52,12 +48,6 @@ def kill(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
         os.kill(proc.pid, signal.SIGKILL)
     proc.wait(30)
-
-
-def one_line(stderr: str) -> str:
-    lines = [line for line in stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and "Traceback" not in stderr, f"expected one stderr line, got:\n{stderr[-3000:]}"
-    return lines[0]
 
 
 # --- invariants -------------------------------------------------------------------------------------------------

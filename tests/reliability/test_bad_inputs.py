@@ -13,7 +13,9 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.reliability.helpers import PREFMIX, REPO, env_for, one_line
+from tests.reliability.helpers import env_for
+from tests.support import REPO
+from tests.support.cli import one_line, prefmix
 
 BAD = REPO / "tests" / "data" / "bad"
 CORPUS = yaml.safe_load((BAD / "cases.yaml").read_text())
@@ -53,15 +55,15 @@ def run_case(case: dict[str, Any], work: Path, env: dict[str, str]) -> dict[str,
     else:
         (work / "config.yaml").write_text(yaml.safe_dump(_fill(_merge(CORPUS["base"], case.get("merge", {})), slots)))
     args = _fill(case.get("args", ["run", "nightly", "--config", "{config}", "--json"]), slots)
-    done = subprocess.run([*PREFMIX, *args], capture_output=True, text=True, cwd=work, env=env, timeout=600)
+    done = prefmix(*args, env=env, cwd=work, timeout=600)
     return {"done": done, "store": Path(_fill(case.get("store", "{store}"), slots))}
 
 
 @pytest.fixture(scope="module")
-def outcomes(prefect_api, tmp_path_factory) -> dict[str, dict[str, Any]]:
+def outcomes(prefect_server, tmp_path_factory) -> dict[str, dict[str, Any]]:
     """Run every case once, four at a time (each is a separate CLI process)."""
     root = tmp_path_factory.mktemp("bad")
-    env = env_for(prefect_api)
+    env = env_for(prefect_server.url)
     before = _snapshot(BAD)
     with ThreadPoolExecutor(4) as pool:
         futures = {c["name"]: pool.submit(run_case, c, root / c["name"], env) for c in CASES}

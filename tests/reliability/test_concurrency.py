@@ -9,20 +9,20 @@ import time
 
 import pytest
 
-from tests.reliability.helpers import (
-    PREFMIX, REPO, check_accounting, check_published, debris, env_for, make_setup, one_line,
-)
+from tests.reliability.helpers import check_accounting, check_published, debris, env_for, make_setup
+from tests.support import REPO
+from tests.support.cli import PREFMIX, one_line
 from tests.reliability.proxies import ReliabilityProxy
 
 pytestmark = pytest.mark.vllm
 
 
-def test_second_nightly_on_the_same_store_exits_2_at_the_lock(vllm_teacher, prefect_api, tmp_path):
+def test_second_nightly_on_the_same_store_exits_2_at_the_lock(vllm_teacher, prefect_server, tmp_path):
     # The teacher is held until one process has exited, so the winner is still inside its run (holding the lock)
     # whichever process gets there first: no timing decides the outcome.
     with ReliabilityProxy(vllm_teacher.base_url, hold=True) as proxy:
         config = make_setup(tmp_path, proxy.base_url, vllm_teacher.model_name)
-        env = env_for(prefect_api)
+        env = env_for(prefect_server.url)
         args = [*PREFMIX, "run", "nightly", "--config", str(config), "--json", "--date", "2026-11-20"]
         procs = [subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                  for _ in range(2)]

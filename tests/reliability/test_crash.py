@@ -51,13 +51,13 @@ DAYS = {name: f"2026-12-{i + 1:02d}" for i, (name, _, _) in enumerate(CASES)}
 
 
 @pytest.fixture(scope="module")
-def setup(vllm_teacher, prefect_api, tmp_path_factory):
+def setup(vllm_teacher, prefect_server, tmp_path_factory):
     """A store with one published batch (the 'previous' one) and the time a generation takes."""
     root = tmp_path_factory.mktemp("crash")
     # max_in_flight 2 stretches generation over a few seconds, so random offsets land inside it.
     config = make_setup(root, vllm_teacher.base_url, vllm_teacher.model_name, teachers=[
         {"name": "tiny", "model": vllm_teacher.model_name, "endpoints": [vllm_teacher.base_url], "max_in_flight": 2}])
-    env = env_for(prefect_api)
+    env = env_for(prefect_server.url)
     first = nightly(config, "2026-11-30", env)
     assert first.returncode == 0, first.stderr[-3000:]
     store = root / "store"

@@ -13,20 +13,21 @@ import subprocess
 import pytest
 
 from tests.reliability.helpers import (
-    DEAD_TEACHER, PREFMIX, REPO, check_accounting, check_published, debris, env_for, latest, make_setup, nightly,
-    one_line, prefmix,
+    DEAD_TEACHER, check_accounting, check_published, debris, env_for, latest, make_setup, nightly,
 )
 from tests.reliability.proxies import ReliabilityProxy
+from tests.support import REPO
+from tests.support.cli import PREFMIX, one_line, prefmix
 
 pytestmark = [pytest.mark.slow, pytest.mark.vllm]
 
 
 @pytest.fixture(scope="module")
-def store_setup(vllm_teacher, prefect_api, tmp_path_factory):
+def store_setup(vllm_teacher, prefect_server, tmp_path_factory):
     """A store with one published batch; each test runs its own day against it."""
     root = tmp_path_factory.mktemp("faults")
     config = make_setup(root, vllm_teacher.base_url, vllm_teacher.model_name)
-    env = env_for(prefect_api)
+    env = env_for(prefect_server.url)
     first = nightly(config, "2026-10-01", env)
     assert first.returncode == 0, first.stderr[-3000:]
     return {"config": config, "store": root / "store", "env": env, "teacher": vllm_teacher}

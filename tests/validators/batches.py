@@ -9,10 +9,12 @@ import polars as pl
 import pyarrow as pa
 
 from prefmix.config import Config
-from prefmix.records import record_id, to_arrow
+from prefmix.records import to_arrow
 from prefmix.store import atomic_write_json, write_parquet
+from tests.support.records import DOMAINS, canonical
 
-DOMAINS = ["general", "finance", "medicine", "law"]
+__all__ = ["DOMAINS", "clean_frame", "write_batch"]
+
 WORDS = np.array(
     "the a plan budget risk patient lease contract dose rate fund tenant symptom review careful answer "
     "because therefore however simple clear steps first second then finally check ask consider".split()
@@ -33,7 +35,6 @@ def clean_frame(per_domain: int = 40, seed: int = 0, human_shares: dict[str, flo
             human = source == "human"
             rows.append(
                 {
-                    "record_id": record_id(prompt, chosen, rejected),
                     "prompt": prompt,
                     "chosen": chosen,
                     "rejected": rejected,
@@ -51,7 +52,7 @@ def clean_frame(per_domain: int = 40, seed: int = 0, human_shares: dict[str, flo
                     "split": "eval" if i % 10 == 9 else "train",
                 }
             )
-    return pl.DataFrame(rows, infer_schema_length=None)
+    return canonical(rows)
 
 
 def write_batch(root: Path, frame: pl.DataFrame | pa.Table | None = None, batch_id: str = "b1",
