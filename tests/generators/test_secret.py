@@ -1,15 +1,16 @@
-"""API keys from a Prefect Secret block (real Prefect, isolated home, in a subprocess)."""
+"""API keys from a Prefect Secret block (real Prefect: the session's server, an isolated home, in a subprocess)."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow
+from tests.support.prefect_server import PrefectServer, client_env
+
+pytestmark = [pytest.mark.slow, pytest.mark.server]
 SCRIPT = """
 from prefect.blocks.system import Secret
 from prefmix.config import Teacher
@@ -25,10 +26,8 @@ except ConfigError as exc:
 """
 
 
-def test_api_key_from_prefect_secret_block(tmp_path: Path) -> None:
-    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"), "PREFECT_API_URL": "",
-           "PREFECT_SERVER_ALLOW_EPHEMERAL_MODE": "true",
-           "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180"}
+def test_api_key_from_prefect_secret_block(prefect_server: PrefectServer, tmp_path: Path) -> None:
+    env = client_env(tmp_path / "prefect", prefect_server.url)
     out = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     lines = out.stdout.strip().splitlines()

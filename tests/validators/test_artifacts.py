@@ -1,4 +1,5 @@
-"""Gate artifacts in a real Prefect flow run, read back through the Prefect client."""
+"""Gate artifacts in a real Prefect flow run (on the session's Prefect server), read back through the Prefect
+client."""
 
 from __future__ import annotations
 
@@ -10,16 +11,16 @@ import polars as pl
 import pytest
 
 from prefmix.config import Config
-from tests.validators.batches import clean_frame, write_batch
 from prefmix.validators.artifacts import artifact_key
 from prefmix.validators.gate import gate_artifacts, run_gate
+from tests.support.prefect_server import PrefectServer, in_process
+from tests.validators.batches import clean_frame, write_batch
 
 
-@pytest.fixture(scope="module")
-def prefect_api() -> Iterator[None]:
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=120):
+@pytest.fixture
+def on_prefect_server(prefect_server: PrefectServer) -> Iterator[None]:
+    """Flows and clients in this process talk to the session's Prefect server."""
+    with in_process(prefect_server):
         yield
 
 
@@ -36,7 +37,8 @@ def test_artifact_keys_are_lowercase_digits_and_dashes() -> None:
     assert artifact_key("gate-failed", "--x--") == "gate-failed-x"
 
 
-def test_gate_artifacts_inside_a_flow_run(prefect_api: None, tmp_path: Path) -> None:
+@pytest.mark.server
+def test_gate_artifacts_inside_a_flow_run(on_prefect_server: None, tmp_path: Path) -> None:
     from prefect import flow
 
     frame = clean_frame()
@@ -66,7 +68,8 @@ def test_gate_artifacts_inside_a_flow_run(prefect_api: None, tmp_path: Path) -> 
     assert rows[0]["severity"] == "critical"
 
 
-def test_gate_artifacts_is_a_noop_outside_a_run(prefect_api: None, tmp_path: Path) -> None:
+@pytest.mark.server
+def test_gate_artifacts_is_a_noop_outside_a_run(on_prefect_server: None, tmp_path: Path) -> None:
     config = Config()
     config.gate.data_docs = False
     result = run_gate(config, write_batch(tmp_path, batch_id="outside"))
