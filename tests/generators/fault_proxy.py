@@ -2,41 +2,32 @@
 
 Every `every`-th POST to /chat/completions gets a fault, cycling through the
 given kinds; everything else is forwarded unchanged. Runs its own event loop
-in a thread so sync tests and subprocesses can use it.
+in a thread so sync tests and subprocesses can use it (tests/support/proxy.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
-import threading
 from collections import Counter
 from typing import Iterable
 
-import aiohttp
 from aiohttp import web
+
+from tests.support.proxy import LoopbackProxy
 
 KINDS = ("500", "429", "timeout", "truncated", "cut_json")
 
 
-class FaultProxy:
+class FaultProxy(LoopbackProxy):
     def __init__(self, upstream: str, kinds: Iterable[str] = KINDS, every: int = 5, timeout_sleep: float = 6.0) -> None:
-        self.upstream = upstream.rstrip("/").removesuffix("/v1")
+        super().__init__(upstream)
         self.kinds = itertools.cycle(list(kinds)) if kinds else None
         self.every = every
         self.timeout_sleep = timeout_sleep
         self.posts = 0
         self.injected: Counter[str] = Counter()
         self.auth_headers: set[str] = set()
-        self.port = 0
-        self._loop = asyncio.new_event_loop()
-        self._started = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._stop: asyncio.Event | None = None
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
 
     def _fault(self) -> str | None:
         self.posts += 1
@@ -46,7 +37,7 @@ class FaultProxy:
         self.injected[kind] += 1
         return kind
 
-    async def _handle(self, request: web.Request) -> web.StreamResponse:
+    async def handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
         if "Authorization" in request.headers:
             self.auth_headers.add(request.headers["Authorization"])
@@ -75,32 +66,3 @@ class FaultProxy:
         if kind == "cut_json":  # a well-framed response whose JSON is cut short
             return web.Response(body=payload[: len(payload) // 2], status=status, content_type="application/json")
         return web.Response(body=payload, status=status, headers={"Content-Type": ctype})
-
-    def _serve(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        self._loop.run_until_complete(self._main())
-
-    async def _main(self) -> None:
-        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120))
-        app = web.Application(client_max_size=16 * 1024 * 1024)
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self._stop = asyncio.Event()
-        self._started.set()
-        await self._stop.wait()
-        await runner.cleanup()
-        await self._session.close()
-
-    def __enter__(self) -> "FaultProxy":
-        self._thread.start()
-        self._started.wait(10)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._stop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(10)

@@ -13,7 +13,6 @@ import asyncio
 import threading
 from typing import Iterable
 
-import aiohttp
 from aiohttp import web
 
 from tests.generators.fault_proxy import FaultProxy
@@ -38,7 +37,7 @@ class ReliabilityProxy(FaultProxy):
     def release(self) -> None:
         self._released.set()
 
-    async def _front(self, request: web.Request) -> web.StreamResponse:
+    async def handle(self, request: web.Request) -> web.StreamResponse:
         is_chat = request.method == "POST" and request.path.endswith("/chat/completions")
         if is_chat:
             if not self._released.is_set():
@@ -55,29 +54,15 @@ class ReliabilityProxy(FaultProxy):
             if self.retry_after_every and self.seen % self.retry_after_every == 0:
                 self.retry_afters += 1
                 return web.json_response({"error": "slow down"}, status=429, headers={"Retry-After": "1"})
-        return await self._handle(request)
+        return await super().handle(request)
 
     async def _outage(self) -> None:
         self.outages += 1
         self.refused_window = True
         await self._site.stop()
         await asyncio.sleep(self.outage_s)
-        self._site = web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True)
-        await self._site.start()
+        await self._listen(self.port)
         self.refused_window = False
 
-    async def _main(self) -> None:
-        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120))
-        app = web.Application(client_max_size=16 * 1024 * 1024)
-        app.router.add_route("*", "/{tail:.*}", self._front)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        self._site = web.TCPSite(self._runner, "127.0.0.1", 0, reuse_address=True)
-        await self._site.start()
-        self.port = self._site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self._stop = asyncio.Event()
-        self._started.set()
-        await self._stop.wait()
+    def _stopping(self) -> None:
         self._released.set()
-        await self._runner.cleanup()
-        await self._session.close()
