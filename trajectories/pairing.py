@@ -87,6 +87,7 @@ def candidates(runs: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
 
 
 def with_order(pairs: pl.DataFrame, seed: int) -> pl.DataFrame:
+    """Add order_key (seeded.pair_keys) to each pair."""
     return pairs.with_columns(pair_keys(pairs.get_column("chosen_id"), pairs.get_column("rejected_id"), seed))
 
 

@@ -95,10 +95,9 @@ def side_messages(steps: pl.DataFrame, span: pl.DataFrame, ids: pl.DataFrame) ->
     body = steps.join(ids, on="trajectory_id", how="semi").join(
         span.filter(pl.col("first_agent").is_not_null()).select("trajectory_id", "first_agent", "last_agent"), on="trajectory_id"
     )
-    body = body.filter(pl.col("pos") <= pl.col("last_agent")).with_columns(
-        messages=pl.when(pl.col("pos") == pl.col("last_agent")).then(pl.col("messages").list.head(1)).otherwise(pl.col("messages"))
-    )
-    messages = message_table(body).join(body.select("trajectory_id", "pos", "first_agent"), on=["trajectory_id", "pos"])
+    body = body.filter(pl.col("pos") <= pl.col("last_agent"))
+    messages = message_table(body, results=pl.col("pos") != pl.col("last_agent"))
+    messages = messages.join(body.select("trajectory_id", "pos", "first_agent"), on=["trajectory_id", "pos"])
     contexts = _implode(messages.filter(pl.col("pos") < pl.col("first_agent")), ["trajectory_id"]).rename({"messages": "context"})
     completions = _implode(messages.filter(pl.col("pos") >= pl.col("first_agent")), ["trajectory_id"]).rename({"messages": "completion"})
     return ids.select("trajectory_id").unique().join(contexts, on="trajectory_id", how="left").join(completions, on="trajectory_id", how="left").with_columns(

@@ -25,9 +25,21 @@ SEPARATOR = "\n"
 ROLES = {"system": "system", "user": "user", "agent": "assistant"}
 
 
-def normalized(text: pl.Expr) -> pl.Expr:
-    """NFC, trimmed, whitespace collapsed: the vectorised twin of prefmix.records.normalize_text."""
-    return text.fill_null("").str.normalize("NFC").str.strip_chars().str.replace_all(r"\s+", " ")
+def normalized_series(text: pl.Series) -> pl.Series:
+    """NFC, trimmed, whitespace collapsed: the vectorised twin of prefmix.records.normalize_text (which also
+    counts the ASCII separators \\x1c-\\x1f as whitespace). The costly passes run only on the rows that need
+    them: NFC on non-ASCII text, the collapse on text with a whitespace run or a tab/newline (a cheap test)."""
+    text = text.fill_null("")
+    odd = text.str.contains(r"[^\x00-\x7F]")
+    if odd.any():
+        where = odd.arg_true()
+        text = text.scatter(where, text.gather(where).str.normalize("NFC"))
+    text = text.str.strip_chars()
+    runs = text.str.contains(r"\s\s|[^\S ]")
+    if runs.any():
+        where = runs.arg_true()
+        text = text.scatter(where, text.gather(where).str.replace_all(r"\s+", " "))
+    return text
 
 
 def calls_text(calls: pl.Expr) -> pl.Expr:

@@ -23,8 +23,11 @@ def mix64(values: np.ndarray) -> np.ndarray:
 
 
 def id_bits(ids: pl.Series) -> np.ndarray:
-    """The first 64 bits of sha256(id): stable across runs, unlike Polars' hash()."""
-    return np.array([int.from_bytes(hashlib.sha256(i.encode("utf-8")).digest()[:8], "big") for i in ids.to_list()], dtype=np.uint64)
+    """The first 64 bits of sha256(id): stable across runs, unlike Polars' hash(). Each distinct id is hashed once."""
+    unique = ids.unique()
+    bits = pl.Series([int.from_bytes(hashlib.sha256(i.encode("utf-8")).digest()[:8], "big") for i in unique.to_list()], dtype=pl.UInt64)
+    table = pl.DataFrame({"id": unique, "bits": bits})
+    return pl.DataFrame({"id": ids}).join(table, on="id", how="left", maintain_order="left").get_column("bits").to_numpy()
 
 
 def pair_keys(first: pl.Series, second: pl.Series, seed: int) -> pl.Series:

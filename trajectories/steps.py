@@ -17,25 +17,29 @@ from __future__ import annotations
 
 import polars as pl
 
-from prefmix.trajectories.render import MESSAGE_DTYPE, ROLES, normalized
+from prefmix.trajectories.render import MESSAGE_DTYPE, ROLES, normalized_series
 
 _MASK40 = (1 << 40) - 1
 _CALLS_DTYPE = MESSAGE_DTYPE.to_schema()["tool_calls"]  # type: ignore[attr-defined]
 
 
-def _calls_key(calls: pl.Expr) -> pl.Expr:
-    one = pl.concat_str([pl.element().struct.field("name").fill_null(""), pl.lit("\x1e"), normalized(pl.element().struct.field("arguments"))])
-    return calls.list.eval(one).list.join("\x1d").fill_null("")
+# Separators carry spaces, so one whitespace pass over the joined text trims every part as normalize_text would.
+_SEP, _ITEM, _FIELD = " \x1f ", " \x1d ", " \x1e "
 
 
-def _results_key(observations: pl.Expr) -> pl.Expr:
-    return observations.list.eval(normalized(pl.element().struct.field("content"))).list.join("\x1d").fill_null("")
+def _calls_text(calls: pl.Expr) -> pl.Expr:
+    one = pl.concat_str([pl.element().struct.field("name").fill_null(""), pl.lit(_FIELD), pl.element().struct.field("arguments").fill_null("")])
+    return calls.list.eval(one).list.join(_ITEM).fill_null("")
+
+
+def _results_text(observations: pl.Expr) -> pl.Expr:
+    return observations.list.eval(pl.element().struct.field("content").fill_null("")).list.join(_ITEM).fill_null("")
 
 
 def step_table(trajectories: pl.DataFrame) -> pl.DataFrame:
-    """One row per step: trajectory_id, pos (0-based), n_steps, source, is_agent, messages (the step as chat
-    messages: its own message, then one `tool` message per result), action (its own message alone), key,
-    action_key, prefix, prefix_before (the fingerprint of steps 0..pos-1; 0 for the first step)."""
+    """One row per step: trajectory_id, pos (0-based), n_steps, idx, source, is_agent, action (the step's own
+    chat message), results (its `tool` messages), n_results, key, action_key, prefix, prefix_before (the
+    fingerprint of steps 0..pos-1; 0 for the first step)."""
     long = trajectories.select("trajectory_id", "steps").with_columns(
         pos=pl.int_ranges(pl.col("steps").list.len(), dtype=pl.Int32), n_steps=pl.col("steps").list.len().cast(pl.Int32)
     )
@@ -53,28 +57,40 @@ def step_table(trajectories: pl.DataFrame) -> pl.DataFrame:
         pl.lit(None, dtype=_CALLS_DTYPE).alias("tool_calls"),
         pl.element().struct.field("tool_call_id"),
     )
-    action_text = pl.concat_str([normalized(pl.col("content")), pl.lit("\x1f"), _calls_key(pl.col("tool_calls"))])
     long = long.with_columns(
         action=action,
         results=pl.col("observations").list.eval(tool),
         is_agent=pl.col("source") == "agent",
-        action_key=action_text.hash(1),
-        key=pl.concat_str([pl.col("source"), pl.lit("\x1f"), action_text, pl.lit("\x1f"), _results_key(pl.col("observations"))]).hash(2),
+        _action=pl.concat_str([pl.col("content").fill_null(""), pl.lit(_SEP), _calls_text(pl.col("tool_calls"))]),
+        _results=_results_text(pl.col("observations")),
+    )
+    long = long.with_columns(normalized_series(long.get_column("_action")), normalized_series(long.get_column("_results")))
+    long = long.with_columns(
+        action_key=pl.col("_action").hash(1),
+        key=pl.concat_str([pl.col("source"), pl.lit(_SEP), pl.col("_action"), pl.lit(_SEP), pl.col("_results")]).hash(2),
     )
     salted = (pl.struct("key", "pos").hash(3) & _MASK40).cast(pl.UInt64)
     long = long.with_columns(salted=salted).with_columns(prefix=pl.col("salted").cum_sum().over("trajectory_id"))
     return long.select(
-        "trajectory_id", "pos", "n_steps", "idx", "source", "is_agent",
-        pl.concat_list(pl.col("action"), pl.col("results")).alias("messages"),
-        "action", "key", "action_key", "prefix", (pl.col("prefix") - pl.col("salted")).alias("prefix_before"),
+        "trajectory_id", "pos", "n_steps", "idx", "source", "is_agent", "action", "results",
         pl.col("observations").list.len().alias("n_results"),
+        "key", "action_key", "prefix", (pl.col("prefix") - pl.col("salted")).alias("prefix_before"),
     )
 
 
-def message_table(steps: pl.DataFrame) -> pl.DataFrame:
-    """One row per message: trajectory_id, pos (its step), mpos (0 = the step's own message), message."""
-    long = steps.select("trajectory_id", "pos", "messages").with_columns(mpos=pl.int_ranges(pl.col("messages").list.len(), dtype=pl.Int32))
-    return long.explode("messages", "mpos").rename({"messages": "message"})
+def message_table(steps: pl.DataFrame, results: pl.Expr | bool = True) -> pl.DataFrame:
+    """One row per message of `steps`: trajectory_id, pos (its step), mpos (0 = the step's own message, 1.. its
+    results), message. `results` (an expression over the step rows, or a constant) says whose results to keep."""
+    own = steps.select("trajectory_id", "pos", pl.lit(0, dtype=pl.Int32).alias("mpos"), pl.col("action").alias("message"))
+    keep = steps.filter(results) if isinstance(results, pl.Expr) else (steps if results else steps.head(0))
+    tool = (
+        keep.select("trajectory_id", "pos", "results")
+        .with_columns(mpos=pl.int_ranges(1, pl.col("results").list.len() + 1, dtype=pl.Int32))
+        .explode("results", "mpos")
+        .rename({"results": "message"})
+        .select("trajectory_id", "pos", "mpos", "message")
+    )
+    return pl.concat([own, tool])
 
 
 def spans(steps: pl.DataFrame) -> pl.DataFrame:

@@ -42,13 +42,14 @@ def fail(path: str, trajectory: str, step: int | None, what: str) -> NoReturn:
     raise InputError(f"{where(path, trajectory, step)}: {what}")
 
 
-def _first(frame: pl.DataFrame, bad: pl.Expr, path: str, say: Callable[[dict[str, Any]], str]) -> None:
+def _first(frame: pl.DataFrame, bad: pl.Expr, path: str, names: dict[int, str], say: Callable[[dict[str, Any]], str]) -> None:
+    """Raise for the first row (file order, then step, then item) where `bad` holds; `names`: origin_row -> label."""
     hits = frame.filter(bad.fill_null(False))
     if hits.height == 0:
         return
     order = [c for c in ("origin_row", "pos", "cpos") if c in hits.columns]
     row = hits.sort(order).row(0, named=True)
-    fail(path, row["t"], row.get("step"), say(row))
+    fail(path, names[row["origin_row"]], row.get("step"), say(row))
 
 
 def _short(value: Any) -> str:
@@ -57,70 +58,71 @@ def _short(value: Any) -> str:
 
 
 def steps_long(frame: pl.DataFrame) -> pl.DataFrame:
-    """One row per step: t, origin_row, pos (0-based), step (its idx), the step's fields."""
-    long = frame.select(label_expr(), "origin_row", "steps").with_columns(pos=pl.int_ranges(pl.col("steps").list.len()))
+    """One row per step: origin_row, pos (0-based), step (its idx), source, tool_calls, observations."""
+    long = frame.select("origin_row", "steps").with_columns(pos=pl.int_ranges(pl.col("steps").list.len()))
     long = long.explode("steps", "pos").unnest("steps")
-    return long.with_columns(step=pl.col("idx"))
+    return long.select("origin_row", "pos", pl.col("idx").alias("step"), "idx", "source", "tool_calls", "observations")
 
 
 def validate(frame: pl.DataFrame, path: str) -> None:
     """Raise InputError for the first rule a trajectory of `frame` (one file) breaks."""
-    runs = frame.select(label_expr(), "origin_row", "task_id", "steps", "outcome")
-    _first(runs, pl.col("task_id").is_null() | (pl.col("task_id").str.strip_chars() == ""), path,
+    labels = frame.select("origin_row", label_expr())
+    names: dict[int, str] = dict(zip(labels.get_column("origin_row").to_list(), labels.get_column("t").to_list()))
+    runs = frame.select("origin_row", "task_id", "steps", "outcome")
+    _first(runs, pl.col("task_id").is_null() | (pl.col("task_id").str.strip_chars() == ""), path, names,
            lambda r: "no task id, expected a task_id (or instance_id) naming the task the run attempted")
-    _first(runs, pl.col("steps").is_null() | (pl.col("steps").list.len() == 0), path, lambda r: "no steps, expected at least one")
-    _check_outcome(runs, path)
+    _first(runs, pl.col("steps").is_null() | (pl.col("steps").list.len() == 0), path, names, lambda r: "no steps, expected at least one")
+    _check_outcome(runs, path, names)
 
     steps = steps_long(frame)
-    _first(steps, pl.col("idx").is_null() | (pl.col("idx") != pl.col("pos") + 1), path,
+    _first(steps, pl.col("idx").is_null() | (pl.col("idx") != pl.col("pos") + 1), path, names,
            lambda r: f"numbered {r['idx']} at position {r['pos'] + 1}, expected steps numbered 1..n in order")
-    _first(steps, ~pl.col("source").is_in(STEP_SOURCES) | pl.col("source").is_null(), path,
+    _first(steps, ~pl.col("source").is_in(STEP_SOURCES) | pl.col("source").is_null(), path, names,
            lambda r: f"source {_short(r['source'])}, expected one of {', '.join(STEP_SOURCES)}")
-    _first(steps, (pl.col("source") != "agent") & (pl.col("tool_calls").list.len() > 0), path,
+    _first(steps, (pl.col("source") != "agent") & (pl.col("tool_calls").list.len() > 0), path, names,
            lambda r: f"tool calls on a {r['source']} step, expected tool calls only on agent steps")
 
     calls = (
-        steps.select("t", "origin_row", "pos", "step", "tool_calls")
+        steps.select("origin_row", "pos", "step", "tool_calls")
         .with_columns(cpos=pl.int_ranges(pl.col("tool_calls").list.len()))
         .explode("tool_calls", "cpos")
         .unnest("tool_calls")
     )
     blank = lambda name: pl.col(name).is_null() | (pl.col(name).str.strip_chars() == "")  # noqa: E731
-    _first(calls, blank("id"), path, lambda r: f"tool call {r['cpos'] + 1} has no id, expected every call to carry an id its result names")
-    _first(calls, blank("name"), path, lambda r: f"tool call {_short(r['id'])} has no function name, expected the name of the tool called")
-    _first(calls, pl.len().over("origin_row", "id") > 1, path,
+    _first(calls, blank("id"), path, names, lambda r: f"tool call {r['cpos'] + 1} has no id, expected every call to carry an id its result names")
+    _first(calls, blank("name"), path, names, lambda r: f"tool call {_short(r['id'])} has no function name, expected the name of the tool called")
+    _first(calls, pl.struct("origin_row", "id").is_duplicated(), path, names,
            lambda r: f"tool call id {_short(r['id'])} is used more than once, expected call ids unique within a trajectory")
 
     observations = (
-        steps.select("t", "origin_row", "pos", "step", "observations")
+        steps.select("origin_row", "pos", "step", "observations")
         .with_columns(cpos=pl.int_ranges(pl.col("observations").list.len()))
         .explode("observations", "cpos")
         .unnest("observations")
     )
-    _first(observations, blank("tool_call_id"), path,
+    _first(observations, blank("tool_call_id"), path, names,
            lambda r: f"observation {r['cpos'] + 1} names no call, expected every observation to carry the tool_call_id it answers")
     made = calls.select("origin_row", pl.col("id").alias("tool_call_id"), pl.col("step").alias("call_step"))
     linked = observations.join(made, on=["origin_row", "tool_call_id"], how="left")
-    own_ids = calls.group_by("origin_row", "step").agg(ids=pl.col("id").sort())
-    linked = linked.join(own_ids, on=["origin_row", "step"], how="left")
-    _first(linked, pl.col("call_step").is_null(), path,
-           lambda r: f"observation answers call {_short(r['tool_call_id'])}, which no step made; expected the id of one of this step's calls {_ids(r['ids'])}")
-    _first(linked, pl.col("call_step") != pl.col("step"), path,
+
+    def own_calls(r: dict[str, Any]) -> str:  # only on the error path: the ids the observation could have named
+        ids = calls.filter((pl.col("origin_row") == r["origin_row"]) & (pl.col("step") == r["step"])).get_column("id").sort().to_list()
+        return "[" + ", ".join(ids) + "]" if ids else "(it made none)"
+
+    _first(linked, pl.col("call_step").is_null(), path, names,
+           lambda r: f"observation answers call {_short(r['tool_call_id'])}, which no step made; expected the id of one of this step's calls {own_calls(r)}")
+    _first(linked, pl.col("call_step") != pl.col("step"), path, names,
            lambda r: f"observation answers call {_short(r['tool_call_id'])} made in step {r['call_step']}, expected results in the step that made the call")
-    _first(observations, pl.len().over("origin_row", "tool_call_id") > 1, path,
+    _first(observations, pl.struct("origin_row", "tool_call_id").is_duplicated(), path, names,
            lambda r: f"call {_short(r['tool_call_id'])} has more than one observation, expected one result per call")
 
 
-def _ids(ids: list[str] | None) -> str:
-    return "[" + ", ".join(ids) + "]" if ids else "(it made none)"
-
-
-def _check_outcome(runs: pl.DataFrame, path: str) -> None:
+def _check_outcome(runs: pl.DataFrame, path: str, names: dict[int, str]) -> None:
     kind = pl.col("outcome").struct.field("verifier").struct.field("kind")
-    _first(runs, kind.is_not_null() & ~kind.is_in(VERIFIER_KINDS), path,
+    _first(runs, kind.is_not_null() & ~kind.is_in(VERIFIER_KINDS), path, names,
            lambda r: f"outcome: verifier kind {_short(r['outcome']['verifier']['kind'])}, expected one of {', '.join(VERIFIER_KINDS)}")
     reward = pl.col("outcome").struct.field("reward")
-    _first(runs, reward.is_not_null() & ~reward.is_finite(), path,
+    _first(runs, reward.is_not_null() & ~reward.is_finite(), path, names,
            lambda r: f"outcome: reward {r['outcome']['reward']}, expected a finite number")
 
 

@@ -37,3 +37,13 @@ def test_rendering_of_a_concatenation_is_the_concatenation_of_renderings() -> No
     assert render_messages(b) == "<assistant>\n\n<call bash>{}\n<tool>\nok"
     renamed = [{**b[0], "tool_calls": [{"id": "other", "name": "bash", "arguments": "{}"}]}, {**b[1], "tool_call_id": "other"}]
     assert render_messages(renamed) == render_messages(b)  # call ids are transport, not content
+
+
+def test_vectorised_normalization_matches_normalize_text() -> None:
+    from prefmix.records import normalize_text
+    from prefmix.trajectories.render import normalized_series
+
+    texts = ["plain", "  lead and trail  ", "tab\there", "new\nline\r\n", "two  spaces", "Cafe\u0301 au lait", "caf\u00e9",
+             "nbsp\u00a0and\u2003em", "", "\u3000wide\u3000", "mixed \t\n runs   here"]
+    assert normalized_series(pl.Series(texts)).to_list() == [normalize_text(t) for t in texts]
+    assert normalized_series(pl.Series([None], dtype=pl.String)).to_list() == [""]

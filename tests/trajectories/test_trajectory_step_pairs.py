@@ -114,3 +114,19 @@ def test_atif_fixture_step_pair_keeps_parallel_results_in_the_prompt() -> None:
     assert [m["tool_call_id"] for m in row["context"][3:]] == ["call_1", "call_2"]
     assert row["chosen_messages"][0]["tool_calls"][0]["arguments"] == '{"expression": "3 * 4.50 * 1.08"}'
     assert "14.58" not in row["chosen"]
+
+
+def test_steps_compare_under_normalization_not_byte_for_byte(tmp_path: Path) -> None:
+    # the same steps written with other whitespace and another Unicode form still count as the shared prefix
+    respelled = base("T1") + [
+        agent("List  the files.\n", ("r1", "bash", '{"cmd": "ls"}'), "count.py   test_count.py"),
+        ("user", "Keep going."),
+        agent("Read count.py.", ("r2", "bash", '{"cmd": "cat count.py"}'), "for i in range(1, n):"),
+    ]
+    result = _derive(tmp_path, [chat_run("T1", SHARED + GOOD, True, "g"), chat_run("T1", respelled + BAD, False, "b")])
+    assert result.rows.row(0, named=True)["trajectory"]["divergence_step"] == len(SHARED)
+    cafe = [agent("Caf\u00e9 first.", ("k", "bash", "{}"), "ok")]
+    decomposed = [agent("Cafe\u0301 first.", ("k", "bash", "{}"), "ok")]
+    result = _derive(tmp_path, [chat_run("T1", base("T1") + cafe + GOOD, True, "g"), chat_run("T1", base("T1") + decomposed + BAD, False, "b")],
+                     name="nfc.jsonl")
+    assert result.rows.row(0, named=True)["trajectory"]["divergence_step"] == 3
