@@ -52,7 +52,7 @@ def first_error(labelled: pl.DataFrame) -> pl.DataFrame:
 def until_short(labelled: pl.DataFrame, min_rollouts: int) -> pl.DataFrame:
     """Keep, per trajectory, the agent steps before the first with fewer than min_rollouts rollouts."""
     short = (pl.col("rollouts") < min_rollouts).cast(pl.Int32)
-    return labelled.sort("trajectory_id", "pos").filter((short.cum_sum().over("trajectory_id") == 0))
+    return labelled.sort("trajectory_id", "pos").filter(short.cum_sum().over("trajectory_id") == 0)
 
 
 def _segments(steps: pl.DataFrame, span: pl.DataFrame) -> pl.DataFrame:
@@ -138,12 +138,11 @@ def human_labels(trajectories: pl.DataFrame, reviews: StepReviews, rules: Rules)
         per_run.filter(~pl.col("is_gold")).select("trajectory_id").join(rows.select("trajectory_id"), on="trajectory_id", how="anti")
         .select("trajectory_id", pl.lit("no_labelled_steps").alias("reason"))
     )
-    lengths = rows.select(pl.col("labels").list.len()).to_series()
-    ended = rows.select(pl.col("labels").list.last()).to_series()
+    labelled = int(rows.select(pl.col("labels").list.len().sum()).item() or 0)
     counts = {
-        "labelled_steps": int(lengths.sum()) if rows.height else 0,
-        "rows_ending_in_error": int((~ended).sum()) if rows.height else 0,
-        "agent_steps_not_labelled": int(judged.join(per_run.filter(~pl.col("is_gold")), on="trajectory_id", how="semi").height - (int(lengths.sum()) if rows.height else 0)),
+        "labelled_steps": labelled,
+        "rows_ending_in_error": int(rows.select((~pl.col("labels").list.last()).sum()).item() or 0),
+        "agent_steps_not_labelled": judged.height - labelled,  # after a first error, a gap or a draw (reviewed runs)
     }
     return Labelled(rows=rows, rejected=pl.concat([gold, unreviewed, no_labels]), counts=counts, stats=verdicts.stats)
 

@@ -39,7 +39,7 @@ def _read_parquet(path: Path) -> pl.DataFrame:
     assert isinstance(frame, pl.DataFrame)
     missing = {"task_id", "steps"} - set(frame.columns)
     if missing:
-        raise InputError(f"{path}: missing column {sorted(missing)[0]!r}, expected prefmix trajectory records")
+        raise InputError(f"{path}: missing column {min(missing)!r}, expected prefmix trajectory records")
     return frame.drop("origin_row", "origin_uri", "origin_sha256", strict=False).with_row_index("origin_row")
 
 

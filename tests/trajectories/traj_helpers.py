@@ -80,4 +80,4 @@ def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[
         "sys.exit(cli.main(sys.argv[1:]))\n"
     )
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    return subprocess.run([sys.executable, "-c", shim, "trajectories", "pairs", *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=120)
+    return subprocess.run([sys.executable, "-c", shim, "trajectories", "pairs", *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=120, check=False)
