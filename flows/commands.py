@@ -88,11 +88,11 @@ def run_nightly(args: argparse.Namespace) -> int:
 def _nightly(config_path: str, overrides: list[str], run_date: str | None, limit: int | None, as_json: bool) -> int:
     from prefmix.contract import NightlySummary
     from prefmix.flows import runner
-    from prefmix.flows.nightly import configure
 
-    configure(config_path, overrides, limit)  # a bad config fails here, before Prefect starts
-    runner.quiet_prefect()
-    from prefmix.flows.nightly import nightly
+    runner.quiet_prefect()  # before anything imports Prefect, so its console handlers pick it up
+    from prefmix.flows.nightly import configure, nightly, preflight
+
+    preflight(configure(config_path, overrides, limit))  # bad config or input fails here, before Prefect starts
 
     summary = runner.run(nightly, {"config_path": config_path, "overrides": overrides, "run_date": run_date, "limit": limit},
                          NightlySummary, show_progress=not as_json)
@@ -117,11 +117,11 @@ def generate_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_generate(args: argparse.Namespace) -> int:
     from prefmix.flows import runner
-    from prefmix.flows.generate import GenerateSummary, configure
 
-    configure(args.config, args.overrides, args.limit, args.teacher, args.run_id)  # fails before a flow run starts
     runner.quiet_prefect()
-    from prefmix.flows.generate import generate
+    from prefmix.flows.generate import GenerateSummary, configure, generate, preflight
+
+    preflight(configure(args.config, args.overrides, args.limit, args.teacher, args.run_id))  # before Prefect starts
 
     params = {"config_path": args.config, "limit": args.limit, "run_id": args.run_id, "teacher": args.teacher,
               "overrides": args.overrides, "task_runner": args.task_runner, "ray_address": args.ray_address}
@@ -147,11 +147,11 @@ def blend_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_blend(args: argparse.Namespace) -> int:
     from prefmix.flows import runner
-    from prefmix.flows.blend import AdhocBlendSummary, configure
+
+    runner.quiet_prefect()
+    from prefmix.flows.blend import AdhocBlendSummary, blend, configure
 
     configure(args.config, args.overrides, None)
-    runner.quiet_prefect()
-    from prefmix.flows.blend import blend
 
     params = {"config_path": args.config, "overrides": args.overrides, "batch_id": args.batch_id, "runs": args.runs}
     summary = runner.run(blend, params, AdhocBlendSummary, show_progress=not args.json)

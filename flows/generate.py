@@ -79,6 +79,13 @@ def configure(config_path: str, overrides: list[str] | None, limit: int | None, 
     return config
 
 
+def preflight(config: Config) -> int:
+    """Read the prompts, templates and constitution the run needs (no network); returns the prompt count."""
+    from prefmix.generators.plan import build_plan
+
+    return build_plan(config, "preflight", config.generation.limit).prompts.height
+
+
 def teacher_label(config: Config) -> str:
     return "+".join(t.name for t in config.generation_teachers()) or "none"
 
@@ -167,6 +174,7 @@ def run_generation(config: Config, store: Store, run_id: str, runner: Any, repor
         chunks=len(chunks),
         chunks_cached=sum(1 for s in states if s.name == "Cached"),
         summary=result.summary,
+        lineage=result.lineage,
         record_files=[str(p) for p in result.record_files],
         run_dir=str(store.run_dir(run_id)),
         store=str(store.root),

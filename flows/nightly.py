@@ -24,7 +24,6 @@ from prefmix.flows.steps import (
     calibrate_judge,
     gate_batch,
     generate_synthetic,
-    ingest_human,
     publish_batch,
     write_human_records,
 )
@@ -69,11 +68,13 @@ class Preflight:
 
 
 def preflight(config: Config) -> Preflight:
-    """Everything that can be wrong with the inputs, found before the store is touched."""
+    """Everything that can be wrong with the inputs, found before the store is touched (the CLI runs it
+    before Prefect starts, the flow again before it takes the store lock)."""
+    from prefmix.annotations.ingest import ingest
     from prefmix.blending.quotas import check_sources
     from prefmix.generators.plan import build_plan
 
-    human = ingest_human(config)
+    human = ingest(config)
     # The plan reads prompts, templates and constitution (no network).
     plan = build_plan(config, "preflight") if config.generation.enabled and config.prompts else None
     prompts = plan.prompts.height if plan is not None else 0

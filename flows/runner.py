@@ -35,6 +35,8 @@ def quiet_prefect() -> None:
                 "PREFECT_LOGGING_HANDLERS_CONSOLE_TASK_RUNS_LEVEL"):
         os.environ.setdefault(key, "WARNING")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # The ephemeral server is given 20 s to start by default; a loaded 2-core box can need more.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 
 
 def _quiet_names() -> set[str]:

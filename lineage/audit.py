@@ -18,12 +18,13 @@ from prefmix.errors import InputError, UserError
 from prefmix.hashing import sha256_file
 from prefmix.lineage.ledger import Ledger
 from prefmix.lineage.manifest import content_hash, data_files, data_paths, read_manifest, read_manifest_data, seal
-from prefmix.store import Store
+from prefmix.store import Store, check_batch_id
 
 BlendFn = Callable[..., Any]
 
 
 def locate(store: Store, batch_id: str) -> Path:
+    check_batch_id(batch_id)
     found = store.require().find_batch(batch_id)
     if found is None:
         raise UserError(f"batch {batch_id}: not found in {store.root} (batches/, quarantine/ or staging/)")

@@ -218,7 +218,7 @@ class LineageEmitter:
         inputs: list[Data] | tuple[Data, ...] = (),
         outputs: list[Data] | tuple[Data, ...] = (),
         *,
-        gate: dict[str, Any] | None = None,
+        gate: GateResult | None = None,
         run_id: str | None = None,
     ) -> Iterator[RunHandle]:
         """START now; COMPLETE when the block ends, FAIL (and re-raise) if it raises."""

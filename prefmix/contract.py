@@ -433,6 +433,7 @@ class GenerateSummary(Contract):
     chunks: int
     chunks_cached: int
     summary: GenerationSummary
+    lineage: GenerationLineage
     record_files: list[str]
     run_dir: str
     store: str

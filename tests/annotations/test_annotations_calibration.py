@@ -25,7 +25,7 @@ def test_share_overall_and_per_domain() -> None:
             "judge_prefers": ["chosen", "chosen", "rejected", None, "chosen", "rejected", "chosen"],
         }
     )
-    result = judge_human_agreement(PAIRS, verdicts)
+    result = judge_human_agreement(PAIRS, verdicts).model_dump()
     assert {k: result[k] for k in ("pairs", "judged", "unjudged", "agree", "disagree", "share", "unknown_record_ids")} == {
         "pairs": 6, "judged": 5, "unjudged": 1, "agree": 3, "disagree": 2, "share": 0.6, "unknown_record_ids": 1,
     }
@@ -35,7 +35,7 @@ def test_share_overall_and_per_domain() -> None:
 
 
 def test_all_unjudged_gives_no_share() -> None:
-    result = judge_human_agreement(PAIRS, pl.DataFrame({"record_id": ["r0"], "judge_prefers": [None]}, schema={"record_id": pl.String, "judge_prefers": pl.String}))
+    result = judge_human_agreement(PAIRS, pl.DataFrame({"record_id": ["r0"], "judge_prefers": [None]}, schema={"record_id": pl.String, "judge_prefers": pl.String})).model_dump()
     assert (result["judged"], result["unjudged"], result["share"]) == (0, 1, None)
 
 

@@ -34,7 +34,7 @@ def test_judge_human_agreement_with_real_judge(vllm_teacher, tmp_path: Path) -> 
     assert sample.height == 16
     assert sample["record_id"].to_list() == sample_for_calibration(human.records, 16, config.seed)["record_id"].to_list()
     verdicts = judge_pairs(config, sample)
-    result = judge_human_agreement(sample, verdicts)
+    result = judge_human_agreement(sample, verdicts).model_dump()
     assert result["pairs"] == 16 and result["unknown_record_ids"] == 0
     assert result["judged"] + result["unjudged"] == 16
     assert result["agree"] + result["disagree"] == result["judged"]

@@ -45,9 +45,9 @@ def test_records_are_canonical_with_lineage(sample: tuple[Config, HumanIngest]) 
     # chosen responses are the specific ones: longer in the large majority of pairs
     longer = (result.records["chosen"].str.len_chars() > result.records["rejected"].str.len_chars()).mean()
     assert longer > 0.8
-    assert [i["path"] for i in result.inputs] == [s.path for s in config.human.shards]
-    assert [i["sha256"] for i in result.inputs] == list(digests.values())
-    assert result.inputs[2]["rows"] == pl.read_parquet(config.human.shards[2].path).height
+    assert [i.path for i in result.inputs] == [s.path for s in config.human.shards]
+    assert [i.sha256 for i in result.inputs] == list(digests.values())
+    assert result.inputs[2].rows == pl.read_parquet(config.human.shards[2].path).height
 
 
 def test_every_item_is_a_pair_or_a_counted_rejection(sample: tuple[Config, HumanIngest]) -> None:

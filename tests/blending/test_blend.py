@@ -71,7 +71,7 @@ def test_bytes_do_not_depend_on_threads_or_read_batches(
     assert result.rows == 600 and len(result.files) > 10
     rows = read_all(tmp_path / "default", result.files)
     assert rows.height == 600
-    splits = result.summary["splits"]
+    splits = result.summary.splits
     assert (splits["eval"] > splits["train"]) == (eval_fraction > 0.5)
     for split in ("train", "eval"):
         files = [f for f in result.files if f.startswith(f"data/{split}-")]
@@ -120,7 +120,7 @@ def test_upsampling_repeats_rows_up_to_the_cap(pair: tuple[Path, Path], tmp_path
     assert human_rows.height == 150
     copies = human_rows.group_by("record_id").len()["len"]
     assert copies.max() == 3 and copies.min() == 3 and copies.len() == 50
-    assert result.summary["upsampled"]["medicine"] == {"human": 100, "synthetic": 50}
+    assert result.summary.upsampled["medicine"] == {"human": 100, "synthetic": 50}
     # beyond the cap it still fails, naming the cap
     over = config(
         ratios={"human": 0.5, "synthetic": 0.5}, size=302, domain_shares={"medicine": 1.0},
@@ -142,12 +142,12 @@ def test_human_wins_dedup_collisions(write: Write, tmp_path: Path) -> None:
         records(40, "synthetic", "general", "s2", teacher="teacher-a"),
     )
     result = blend(config(ratios={"human": 0.6, "synthetic": 0.4}, domains=["general"]), [human], [synthetic], tmp_path / "out", "b")
-    dedup = result.summary["dedup"]
+    dedup = result.summary.dedup.model_dump()
     assert dedup["exact_record_id"] == 10
     assert dedup["duplicate_prompt"] == 30
     assert dedup["cross_source"] == 40 and dedup["within_source"] == 0
     assert dedup["by_source"]["synthetic"] == {"exact_record_id": 10, "duplicate_prompt": 30}
-    assert result.summary["available"]["general"] == {"human": 50, "synthetic": 40}
+    assert result.summary.available["general"] == {"human": 50, "synthetic": 40}
     rows = read_all(tmp_path / "out", result.files)
     kept = rows.filter(pl.col("prompt").str.contains("hared"))
     assert set(kept["source"]) == {"human"} and kept.height == 30
@@ -157,8 +157,8 @@ def test_human_wins_dedup_collisions(write: Write, tmp_path: Path) -> None:
         config(ratios={"human": 0.6, "synthetic": 0.4}, domains=["general"], dedup={"prompts": False}),
         [human], [synthetic], tmp_path / "off", "b",
     )
-    assert off.summary["dedup"]["duplicate_prompt"] == 0
-    assert off.summary["available"]["general"] == {"human": 50, "synthetic": 70}
+    assert off.summary.dedup.duplicate_prompt == 0
+    assert off.summary.available["general"] == {"human": 50, "synthetic": 70}
 
 
 def test_split_is_stable_across_ratios_and_never_leaks(pair: tuple[Path, Path], tmp_path: Path) -> None:
@@ -170,7 +170,7 @@ def test_split_is_stable_across_ratios_and_never_leaks(pair: tuple[Path, Path], 
         for row in rows.select("prompt", "split").iter_rows(named=True):
             assert (row["split"] == "eval") == is_eval_key(prompt_key(row["prompt"]), 0.25)
         splits.append(dict(zip(rows["record_id"], rows["split"])))
-        assert 0 < result.summary["splits"]["eval"] < result.rows
+        assert 0 < result.summary.splits["eval"] < result.rows
     common = splits[0].keys() & splits[1].keys()
     assert len(common) > 100
     assert all(splits[0][k] == splits[1][k] for k in common)
@@ -210,9 +210,9 @@ def test_zero_ratio_excludes_a_source(pair: tuple[Path, Path], tmp_path: Path) -
         config(ratios={"human": 1.0, "synthetic": 0.0}, domain_ratios={"medicine": {"human": 0.5, "synthetic": 0.5}}),
         [human], [synthetic], tmp_path / "out", "b",
     )
-    assert result.summary["achieved"]["general"] == {"human": 200, "synthetic": 0}
-    assert result.summary["achieved"]["medicine"] == {"human": 50, "synthetic": 50}
-    assert result.summary["excluded"]["source_ratio_zero"] == 300
+    assert result.summary.achieved["general"] == {"human": 200, "synthetic": 0}
+    assert result.summary.achieved["medicine"] == {"human": 50, "synthetic": 50}
+    assert result.summary.excluded["source_ratio_zero"] == 300
     # a zero-ratio source may be empty
     alone = blend(config(ratios={"human": 1.0, "synthetic": 0.0}), [human], [], tmp_path / "alone", "b")
     assert alone.rows == 250

@@ -87,8 +87,8 @@ def test_achieved_counts_are_exact(
 ) -> None:
     human, synthetic = inputs
     result = blend(config(**blend_cfg), [human], [synthetic], tmp_path / "out", "b1")
-    assert result.summary["requested"] == expected
-    assert result.summary["achieved"] == expected
+    assert result.summary.requested == expected
+    assert result.summary.achieved == expected
     total = sum(n for by_source in expected.values() for n in by_source.values())
     assert result.rows == total
     rows = read_all(tmp_path / "out", result.files)
@@ -97,7 +97,7 @@ def test_achieved_counts_are_exact(
     for row in counted.iter_rows(named=True):
         assert expected[row["domain"]][row["source"]] == row["len"]
     if expected_teachers:
-        assert result.summary["by_teacher"]["requested"] == expected_teachers
+        assert result.summary.by_teacher.requested == expected_teachers
         teachers = rows.filter(pl.col("source") == "synthetic").group_by("domain", pl.col("generation").struct.field("teacher")).len()
         for row in teachers.iter_rows(named=True):
             assert expected_teachers[row["domain"]][row["teacher"]] == row["len"]
@@ -106,7 +106,7 @@ def test_achieved_counts_are_exact(
 
 def test_every_input_row_is_accounted_for(inputs: tuple[Path, Path], tmp_path: Path) -> None:
     human, synthetic = inputs
-    summary = blend(config(ratios={"human": 0.7, "synthetic": 0.3}), [human], [synthetic], tmp_path / "out", "b1").summary
+    summary = blend(config(ratios={"human": 0.7, "synthetic": 0.3}), [human], [synthetic], tmp_path / "out", "b1").summary.model_dump()
     removed = summary["dedup"]["exact_record_id"] + summary["dedup"]["duplicate_prompt"]
     excluded = sum(summary["excluded"].values())
     assert sum(summary["input_rows"].values()) == removed + excluded + summary["not_sampled"] + summary["selected_unique"]

@@ -49,7 +49,7 @@ def test_faults_on_a_fifth_of_requests_still_complete_and_reconcile(vllm_teacher
 
 
 def _generate_cmd(cfg_path: Path, run_id: str) -> list[str]:
-    return [*PREFMIX, "generate", "--config", str(cfg_path), "--run-id", run_id, "--no-progress"]
+    return [*PREFMIX, "run", "generate", "--config", str(cfg_path), "--run-id", run_id, "--no-progress"]
 
 
 def _cached_outside_chunks(run_dir: Path) -> int:

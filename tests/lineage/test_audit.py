@@ -7,12 +7,12 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-
 from prefmix.lineage import audit
-from prefmix.lineage.manifest import build_manifest
 from prefmix.lineage.ledger import reindex
+from pydantic import ValidationError
+
 from prefmix.cli import main
-from prefmix.errors import InputError
+from prefmix.contract import ManifestInput
 from tests.lineage.lineage_helpers import publish_batch
 
 
@@ -153,19 +153,17 @@ def test_show_and_batches(store, config, records, capsys):
     rows = {r["batch_id"]: r for r in json.loads(out)}
     assert rows["a"]["latest"] and rows["a"]["status"] == "published"
     assert rows["q"]["status"] == "quarantined" and not rows["q"]["latest"]
-    assert {"name": "unique-record-id", "severity": "critical"} in rows["q"]["failed_checks"]
+    assert {"name": "unique_record_id", "severity": "critical"} in rows["q"]["failed_checks"]
     code, out, _ = cli(capsys, store, "batches")
-    assert code == 0 and "unique-record-id(critical)" in out
+    assert code == 0 and "unique_record_id(critical)" in out
 
 
 def test_unknown_batch_and_bad_input_are_one_line_errors(store, config, records, capsys):
     code, _, err = cli(capsys, store, "lineage", "show", "nope")
     assert code == 2 and err.count("\n") == 1 and "batch nope: not found" in err
-    with pytest.raises(InputError, match="role 'vendor' is not one of"):
-        build_manifest(
-            batch_id="x", config=config, batch_dir=Path(records["human1"]).parent, inputs=[{"role": "vendor", "path": "x"}],
-            synthetic_runs=[], blend_summary={}, annotation_stats=None, judge_human=None, gate=None, flow_run_id=None,
-        )
+    # An input role the manifest does not know is refused where the entry is made (the typed contract).
+    with pytest.raises(ValidationError, match="role"):
+        ManifestInput(role="vendor", path="x")
 
 
 def test_dataset_card_loads_with_datasets(store, config, records):
@@ -193,6 +191,7 @@ def test_reindex_and_store_from_config(store, config, records, tmp_path, capsys,
     rid = pl.read_parquet(records["human1"])["record_id"][0]
     assert main(["lineage", "trace", rid, "--json", "--config", str(conf)]) == 0
     assert json.loads(capsys.readouterr().out)["batches"][0]["batch_id"] == "a"
+    (tmp_path / "elsewhere").mkdir()  # an audit never creates a store, so the other store must exist
     monkeypatch.setenv("PREFMIX_STORE", str(tmp_path / "elsewhere"))
     assert main(["batches", "--json", "--config", str(conf)]) == 0
     assert json.loads(capsys.readouterr().out) == []  # PREFMIX_STORE wins over --config

@@ -8,13 +8,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-
-from prefmix.lineage.events import LineageEmitter, batch_dataset, input_datasets, read_events
-from prefmix.lineage.publish import publish
-from prefmix.cli import main
-from prefmix.config import Config, Teacher
-from prefmix.records import SCHEMA
-from tests.lineage.lineage_helpers import build_batch, gate_result
 from openlineage.client.event_v2 import RunEvent, RunState
 from openlineage.client.facet_v2 import (
     data_quality_assertions_dataset,
@@ -24,6 +17,18 @@ from openlineage.client.facet_v2 import (
     schema_dataset,
     test_run,
 )
+from prefmix.lineage.events import (
+    LineageEmitter,
+    batch_dataset,
+    input_datasets,
+    read_events,
+)
+from prefmix.lineage.publish import publish
+
+from prefmix.cli import main
+from prefmix.config import Config, Teacher
+from prefmix.records import SCHEMA
+from tests.lineage.lineage_helpers import build_batch, gate_result
 
 
 def nightly_like_run(store, config, records, batch_id: str = "b1") -> tuple[LineageEmitter, dict]:
@@ -37,7 +42,7 @@ def nightly_like_run(store, config, records, batch_id: str = "b1") -> tuple[Line
         gate = gate_result(True)
         with emitter.run("prefmix.gate", parent=flow.ref, inputs=[batch_dataset(store.staging(batch_id), manifest, gate=gate)], gate=gate):
             pass
-        publish(store, batch_id, manifest, emitter=emitter, parent=flow.ref)
+        publish(store, manifest, emitter=emitter, parent=flow.ref)
         with pytest.raises(RuntimeError):
             with emitter.run("prefmix.notify", parent=flow.ref):
                 raise RuntimeError("notification endpoint refused the call")
@@ -79,15 +84,15 @@ def test_every_event_parses_into_typed_classes(store, config, records):
     assertions = batch_in.inputFacets["dataQualityAssertions"]
     assert isinstance(assertions, data_quality_assertions_dataset.DataQualityAssertionsDatasetFacet)
     assert {(a.name, a.success, a.severity) for a in assertions.assertions} == {
-        ("not-null-prompt", True, "error"), ("unique-record-id", True, "error"), ("pii-share", False, "warn")
+        ("non_empty_text", True, "error"), ("unique_record_id", True, "error"), ("pii_share", False, "warn")
     }
     assert isinstance(gate_end.run.facets["test"], test_run.TestRunFacet)
-    assert {t.name: t.status for t in gate_end.run.facets["test"].tests}["pii-share"] == "fail"
+    assert {t.name: t.status for t in gate_end.run.facets["test"].tests}["pii_share"] == "fail"
 
     published = by_job["prefmix.publish"][1].outputs[0]
     version = published.facets["version"]
     assert isinstance(version, dataset_version_dataset.DatasetVersionDatasetFacet)
-    assert version.datasetVersion == f"sha256:{manifest['content_hash']}"
+    assert version.datasetVersion == f"sha256:{manifest.content_hash}"
     assert published.name == str(store.batch_dir("b1"))
     schema = published.facets["schema"]
     assert isinstance(schema, schema_dataset.SchemaDatasetFacet) and [f.name for f in schema.fields] == SCHEMA.names
@@ -109,7 +114,7 @@ def test_planted_secret_appears_nowhere(store, records, monkeypatch, caplog, cap
     emitter = LineageEmitter(config, store)
     with emitter.run("prefmix.nightly") as flow:
         manifest = build_batch(store, config, "b1", [records["human1"]], [records["syn1"]])
-        publish(store, "b1", manifest, emitter=emitter, parent=flow.ref)
+        publish(store, manifest, emitter=emitter, parent=flow.ref)
         with pytest.raises(ValueError):
             with emitter.run("prefmix.generate", parent=flow.ref):
                 raise ValueError(f"teacher rejected key {secret}")
@@ -162,7 +167,7 @@ def test_events_are_sent_to_an_http_lineage_server(store, config, records):
 
 def test_publish_without_a_flow_emitter_still_records_events(store, config, records):
     manifest = build_batch(store, config, "b1", [records["human1"]], [records["syn1"]])
-    publish(store, "b1", manifest)
+    publish(store, manifest)
     events = read_events(store.events_path)
     assert [(e.job.name, e.eventType) for e in events] == [("prefmix.publish", RunState.START), ("prefmix.publish", RunState.COMPLETE)]
-    assert events[1].outputs[0].facets["version"].datasetVersion == f"sha256:{manifest['content_hash']}"
+    assert events[1].outputs[0].facets["version"].datasetVersion == f"sha256:{manifest.content_hash}"

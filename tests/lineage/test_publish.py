@@ -10,12 +10,13 @@ import subprocess
 import sys
 
 import pytest
-
 from prefmix.lineage import audit
 from prefmix.lineage.ledger import Ledger
 from prefmix.lineage.manifest import read_manifest
 from prefmix.lineage.publish import CRASH_POINTS, override, publish, recover
+
 from prefmix.cli import main
+from prefmix.contract import RecoverReport
 from prefmix.errors import UserError
 from tests.lineage.lineage_helpers import build_batch, publish_batch
 from tests.support import REPO
@@ -35,7 +36,7 @@ def assert_consistent(store, allowed: set[str]) -> str:
     assert latest in allowed
     assert audit.verify(store, latest)["ok"]
     assert (store.batch_dir(latest) / "README.md").exists()
-    assert read_manifest(store.batch_dir(latest))["status_history"][-1]["status"] in ("published", "overridden")
+    assert read_manifest(store.batch_dir(latest)).status in ("published", "overridden")
     return latest
 
 
@@ -50,11 +51,11 @@ def test_sigkill_during_publish_leaves_old_or_new_state(store, config, records, 
     after = assert_consistent(store, {"old", "new"})
     assert not (store.root / "staging").exists() or not any((store.root / "staging").iterdir())
     if point == "publish:before-rename":
-        assert after == "old" and report["removed_staging"] == ["new"] and not store.batch_dir("new").exists()
+        assert after == "old" and report.removed_staging == ["new"] and not store.batch_dir("new").exists()
     else:
         assert after == "new"
         assert Ledger.for_store(store).batch_status("new") == "published"  # the ledger caught up
-    assert recover(store) == {"removed_staging": [], "finished_overrides": [], "latest": None, "indexed": [], "removed_tmp": []}
+    assert recover(store) == RecoverReport(removed_staging=[], finished_overrides=[], latest=None, indexed=[], removed_tmp=[])
 
 
 def test_sigkill_during_quarantine_keeps_latest(store, config, records):
@@ -75,8 +76,8 @@ def test_sigkill_during_override_is_finished_by_recover(store, config, records, 
     assert assert_consistent(store, {"old"}) == "old"
     report = recover(store)
     assert assert_consistent(store, {"bad"}) == "bad"
-    assert report["latest"] == {"from": "old", "to": "bad"}
-    assert report["finished_overrides"] == (["bad"] if point == "override:before-rename" else [])
+    assert report.latest == {"from": "old", "to": "bad"}
+    assert report.finished_overrides == (["bad"] if point == "override:before-rename" else [])
 
 
 def test_crash_hook_is_inert_without_the_variable(store, config, records):
@@ -91,9 +92,9 @@ def test_quarantined_batch_never_becomes_latest(store, config, records):
     assert store.latest() == "good"
     assert store.quarantine("bad").is_dir() and not store.batch_dir("bad").exists()
     manifest = read_manifest(store.quarantine("bad"))
-    assert manifest["status_history"][-1]["status"] == "quarantined" and "unique-record-id" in manifest["status_history"][-1]["reason"]
-    assert "pii-share" not in manifest["status_history"][-1]["reason"]  # warnings do not block
-    assert recover(store)["latest"] is None and store.latest() == "good"
+    assert manifest.status_history[-1].status == "quarantined" and "unique_record_id" in manifest.status_history[-1].reason
+    assert "pii_share" not in manifest.status_history[-1].reason  # warnings do not block
+    assert recover(store).latest is None and store.latest() == "good"
 
 
 def test_override_records_the_reason(store, config, records, capsys):
@@ -104,9 +105,9 @@ def test_override_records_the_reason(store, config, records, capsys):
     code = main(["publish", "bad", "--override", "--reason", "duplicates are known vendor re-sends", "--by", "alice", "--store", str(store.root)])
     assert code == 0, capsys.readouterr().err
     manifest = read_manifest(store.batch_dir("bad"))
-    last = manifest["status_history"][-1]
-    assert (last["status"], last["by"], last["reason"]) == ("overridden", "alice", "duplicates are known vendor re-sends")
-    assert [s["status"] for s in manifest["status_history"]] == ["staged", "quarantined", "overridden"]
+    last = manifest.status_history[-1]
+    assert (last.status, last.by, last.reason) == ("overridden", "alice", "duplicates are known vendor re-sends")
+    assert [s.status for s in manifest.status_history] == ["staged", "quarantined", "overridden"]
     assert store.latest() == "bad" and not store.quarantine("bad").exists()
     assert Ledger.for_store(store).batch_status("bad") == "overridden"
     with pytest.raises(UserError, match="already published"):
@@ -125,7 +126,7 @@ def test_publish_refuses_changed_files_and_reused_ids(store, config, records):
     data = sorted((store.staging("b") / "data").glob("*.parquet"))[0]
     data.write_bytes(data.read_bytes() + b"\0")
     with pytest.raises(UserError, match="data files changed after the manifest was built"):
-        publish(store, "b", manifest)
+        publish(store, manifest)
     assert store.latest() is None and not store.batch_dir("b").exists()
     publish_batch(store, config, "c", [records["human1"]], [records["syn1"]])
     with pytest.raises(UserError, match="batch c already exists"):
@@ -146,5 +147,5 @@ def test_locked_ledger_is_a_clear_error(store, config, records, monkeypatch):
     finally:
         holder.rollback()
         holder.close()
-    assert recover(store)["indexed"] == ["b"]
+    assert recover(store).indexed == ["b"]
     assert json.dumps(audit.impact(store, str(records["human1"]))["batches"][1]["batch_id"]) == '"b"'

@@ -22,5 +22,5 @@ def test_recover_removes_tmp_files_of_killed_runs_and_keeps_finished_ones(tmp_pa
     (chunks / ".chunk-00001.parquet.x1.tmp").write_bytes(b"half")
     (chunks / "chunk-00000.parquet").write_bytes(b"done")
     report = recover(Store.at(tmp_path))
-    assert report["removed_tmp"] == ["runs/r1/chunks/.chunk-00001.parquet.x1.tmp"]
+    assert report.removed_tmp == ["runs/r1/chunks/.chunk-00001.parquet.x1.tmp"]
     assert sorted(p.name for p in chunks.iterdir()) == ["chunk-00000.parquet"]

@@ -212,6 +212,18 @@ def build() -> list[dict[str, Any]]:
         {"name": "constitution_not_a_mapping", "merge": const("constitution_not_a_mapping.yaml"), "expect": ["constitution_not_a_mapping.yaml", "mapping"]},
         {"name": "constitution_duplicate_ids", "merge": const("constitution_duplicate_ids.yaml"), "expect": ["constitution_duplicate_ids.yaml", "'p1'"]},
         {"name": "constitution_missing", "merge": {**constitutional, "generation": {"strategy": "constitutional", "constitution": "{bad}/files/no_such_constitution.yaml"}}, "expect": ["no_such_constitution.yaml", "not found"]},
+        # mistakes a new user made (issue 13): each ends before the store is touched
+        {"name": "generate_negative_limit", "merge": {}, "args": ["run", "generate", "--config", "{config}", "--limit", "-1"], "expect": ["--limit", "-1", ">= 0"]},
+        {"name": "no_inputs_at_all", "merge": {"prompts": [], "human": {"shards": []}}, "expect": ["source 'human' is empty", "blend.ratios"]},
+        {"name": "no_prompts_but_synthetic_ratio", "merge": {"prompts": []}, "expect": ["source 'synthetic' is empty", "0.3"]},
+        {"name": "unknown_gate_severity", "merge": {"gate": {"severity": {"not_a_check": "warning"}}}, "expect": ["gate.severity.not_a_check", "unknown check"]},
+        {"name": "launch_model_dir_missing", "merge": {"teachers": [{"name": "tiny", "model": "tiny-teacher", "launch": {"model_dir": "{bad}/files/no_such_model"}}]},
+         "expect": ["teachers.tiny.launch.model_dir", "no_such_model", "does not exist"]},
+        {"name": "launch_model_dir_not_a_model", "merge": {"teachers": [{"name": "tiny", "model": "tiny-teacher", "launch": {"model_dir": "{bad}/files"}}]},
+         "expect": ["teachers.tiny.launch.model_dir", "no config.json"]},
+        {"name": "generate_bad_prompt_file", "merge": prompt_file("prompts_null.parquet"), "args": ["run", "generate", "--config", "{config}"], "expect": ["prompts_null.parquet", "row 3"]},
+        {"name": "trace_store_missing", "merge": {}, "args": ["lineage", "trace", "0" * 64, "--store", "{store}"], "expect": ["no store here"]},
+        {"name": "batches_store_missing", "merge": {}, "args": ["batches", "--json", "--store", "{store}"], "expect": ["no store here"]},
         # other commands
         {"name": "verify_batch_id_is_a_path", "merge": {}, "args": ["lineage", "verify", "../../etc", "--store", "{store}"], "expect": ["../../etc"]},
         {"name": "batches_store_is_a_file", "merge": {}, "args": ["batches", "--store", "{bad}/files/store_is_a_file"], "expect": ["store_is_a_file", "not a directory"], "store": "{bad}/files/store_is_a_file"},
