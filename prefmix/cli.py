@@ -26,6 +26,7 @@ from prefmix.errors import InfraError, RunAborted, UserError
 from prefmix.flows import commands as flows
 from prefmix.generators import commands as generators
 from prefmix.lineage import commands as lineage
+from prefmix.trajectories import commands as trajectories
 from prefmix.validators import commands as validators
 
 Handler = Callable[[argparse.Namespace], int]
@@ -46,6 +47,7 @@ GROUPS: dict[str, str] = {
     "teacher": "build or serve a local teacher model",
     "annotations": "human-labeled shards: agreement, calibration, exclusions",
     "lineage": "audit: show, trace, impact, diff, verify, reproduce, reindex",
+    "trajectories": "agent runs as preference data: trajectory pairs, step pairs, step labels, KTO rows",
 }
 
 COMMANDS: tuple[Command, ...] = (
@@ -80,6 +82,8 @@ COMMANDS: tuple[Command, ...] = (
     Command("lineage reproduce", "rebuild a batch from its inputs and compare (exit 1 if different)",
             lineage.reproduce_arguments, lineage.cmd_reproduce),
     Command("lineage reindex", "rebuild the ledger from the manifests", lineage.common_arguments, lineage.cmd_reindex),
+    Command("trajectories pairs", trajectories.PAIRS_HELP, trajectories.add_pairs_arguments, trajectories.pairs,
+            trajectories.PAIRS_DESCRIPTION),
 )
 
 

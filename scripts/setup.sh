@@ -17,7 +17,7 @@ stamp_app=".venv/.prefmix-$(sha256sum pyproject.toml | cut -c1-16)"
 if [ ! -f "$stamp_app" ]; then
   step "application environment (.venv)"
   [ -x .venv/bin/python ] || quiet "$PY" -m venv .venv
-  quiet .venv/bin/pip install -e '.[ray,test]'
+  quiet .venv/bin/pip install -e '.[ray,test,labeling]'
   rm -f .venv/.prefmix-*; touch "$stamp_app"
 fi
 
@@ -37,6 +37,8 @@ if [ ! -f "$stamp_teacher" ]; then
   fi
   rm -f .venv-teacher/.prefmix-*; touch "$stamp_teacher"
 fi
+
+scripts/setup_labelstudio.sh
 
 step "tiny offline teacher (.prefmix/tiny-teacher)"
 PREFMIX_VLLM_PYTHON="$PWD/.venv-teacher/bin/python" .venv/bin/prefmix teacher build-tiny .prefmix/tiny-teacher --seed 0 >/dev/null

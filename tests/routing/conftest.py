@@ -18,14 +18,13 @@ from typing import Any
 
 import pytest
 
-from tests.routing.labelstudio_server import Annotator, LabelStudioServer, label_studio_bin
+from tests.routing.labelstudio_server import (
+    Annotator,
+    LabelStudioServer,
+    label_studio_bin,
+)
 
 _TIMINGS: dict[str, float] = {}
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    # the lead moves this into pyproject's markers; registering twice is harmless
-    config.addinivalue_line("markers", "labelstudio: needs a real Label Studio server (started by the test session)")
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

@@ -9,13 +9,14 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any, Sequence
 
 Step = tuple[Any, ...]
 REPO = Path(__file__).resolve().parents[2]
 DATA = REPO / "tests" / "data" / "trajectories"
+
+from tests.support.cli import PREFMIX
 
 
 def agent(text: str, call: tuple[str, str, str] | None = None, result: str | None = None) -> Step:
@@ -67,17 +68,7 @@ def base(task: str = "T1") -> list[Step]:
 
 
 def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    """`prefmix trajectories pairs ...` in a subprocess, through prefmix.cli.main (its error handling): the real
-    command table once the lead has registered the command, else that table plus this one command."""
-    shim = (
-        "import sys\n"
-        "from prefmix import cli\n"
-        "from prefmix.trajectories import commands as t\n"
-        "if not any(c.name == 'trajectories pairs' for c in cli.COMMANDS):\n"
-        "    table = (*cli.COMMANDS, cli.Command('trajectories pairs', t.PAIRS_HELP, t.add_pairs_arguments, t.pairs, t.PAIRS_DESCRIPTION))\n"
-        "    real = cli.build_parser\n"
-        "    cli.build_parser = lambda commands=table: real(commands)\n"
-        "sys.exit(cli.main(sys.argv[1:]))\n"
-    )
+    """`prefmix trajectories pairs ...` in a subprocess, exactly as a user runs it."""
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    return subprocess.run([sys.executable, "-c", shim, "trajectories", "pairs", *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=120, check=False)
+    return subprocess.run([*PREFMIX, "trajectories", "pairs", *args], capture_output=True, text=True, cwd=cwd, env=env,
+                          timeout=120, check=False)
