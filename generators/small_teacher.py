@@ -344,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         path = build(args.out_dir, args.gguf)
-    except Exception as exc:  # one-line error contract for the caller
+    except Exception as exc:  # noqa: BLE001 - one-line error contract for the caller
         msg = " ".join(str(exc).split()) or type(exc).__name__
         print(f"small_teacher: {type(exc).__name__}: {msg}", file=sys.stderr)
         return 2
