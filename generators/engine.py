@@ -140,7 +140,8 @@ async def run_chunks(
             live.requests_sent += 1
 
         ctx = Context(plan.config, plan.run_id, plan.templates, plan.constitution, clients, cache, vllm_version,
-                      on_request=counted, extra={"teachers": [t.name for t in plan.teachers]})
+                      on_request=counted, extra={"teachers": [t.name for t in plan.teachers],
+                                                 "fingerprint": plan.generation_fingerprint})
         strategy = STRATEGIES[gen.strategy]
         # Enough prompts in progress that every in-flight slot has work, whatever stage the prompts are in.
         active = asyncio.Semaphore(2 * sum(c.limit for c in clients.values()))

@@ -49,6 +49,7 @@ class Plan:
     fingerprint: str
     fingerprint_inputs: dict[str, Any]
     chunks: list[ChunkSpec]
+    generation_fingerprint: str = ""  # what a pair depends on besides its prompt (see generation_fingerprint)
 
     def used_teachers(self) -> list[Teacher]:
         seen = {t.name: t for t in [*self.teachers, self.judge]}
@@ -81,15 +82,39 @@ def _teacher_ref(t: Teacher) -> dict[str, Any]:
     return {"name": t.name, "model": t.model, "revision": t.revision}
 
 
-def build_plan(config: Config, run_id: str, limit: int | None = None) -> Plan:
-    """Load prompts, templates and constitution; fingerprint the run and cut it into chunks."""
+def generation_fingerprint(config: Config, templates: TemplateSet, constitution: Constitution | None) -> str:
+    """What a synthetic pair depends on besides its prompt: strategy, sampling, candidate teachers and judge with
+    their revisions, template and constitution (by content), the seed. A prompt is generated once per fingerprint;
+    a pair made under another fingerprint is made again (lineage: pool of a dataset)."""
+    gen = config.generation
+    return sha256_json({
+        "generation": gen.model_dump(mode="json", exclude=OPERATIONAL | {"chunk_size", "max_prompt_chars"}),
+        "seed": config.seed,
+        "teachers": [_teacher_ref(t) for t in config.generation_teachers()],
+        "judge": _teacher_ref(config.judge_teacher()),
+        "template": {"id": templates.ref, "sha256": templates.sha256},
+        "constitution": {"id": constitution.ref, "sha256": constitution.sha256} if constitution else None,
+    })
+
+
+def load_generation_assets(config: Config) -> tuple[TemplateSet, Constitution | None]:
+    gen = config.generation
+    templates = load_templates(gen.template)
+    constitution = load_constitution(gen.constitution) if gen.strategy == "constitutional" else None
+    return templates, constitution
+
+
+def build_plan(config: Config, run_id: str, limit: int | None = None, prompts: pl.DataFrame | None = None) -> Plan:
+    """Load prompts (or take `prompts`: the rows a nightly still needs), templates and constitution; fingerprint
+    the run and cut it into chunks."""
     gen = config.generation
     if not config.teachers:
         raise ConfigError("teachers: no teachers configured; generation needs at least one")
     limit = gen.limit if limit is None else limit
     if limit is not None and limit < 0:
         raise ConfigError(f"--limit {limit}: expected a number >= 0")
-    prompts = load_prompts(config)
+    given = prompts is not None
+    prompts = prompts if prompts is not None else load_prompts(config)
     if limit is not None:
         prompts = prompts.head(limit)
     templates = load_templates(gen.template)
@@ -108,6 +133,8 @@ def build_plan(config: Config, run_id: str, limit: int | None = None) -> Plan:
         "template": {"id": templates.ref, "sha256": templates.sha256},
         "constitution": {"id": constitution.ref, "sha256": constitution.sha256} if constitution else None,
     }
+    if given:  # a subset of prompt files: the run is those rows
+        inputs["prompt_rows"] = sha256_json(prompts.select("origin_sha256", "origin_row").rows())
     fingerprint = sha256_json(inputs)
     size = gen.chunk_size
     chunks = []
@@ -115,4 +142,5 @@ def build_plan(config: Config, run_id: str, limit: int | None = None) -> Plan:
         part = prompts.slice(start, size).select("origin_sha256", "origin_row", "prompt")
         key = sha256_json([fingerprint, json.dumps(part.rows())])
         chunks.append(ChunkSpec(run_id=run_id, index=index, start=start, stop=start + part.height, key=key))
-    return Plan(config, run_id, prompts, templates, constitution, teachers, judge, limit, fingerprint, inputs, chunks)
+    return Plan(config, run_id, prompts, templates, constitution, teachers, judge, limit, fingerprint, inputs, chunks,
+                generation_fingerprint(config, templates, constitution))

@@ -90,9 +90,11 @@ def generate(
     limit: int | None = None,
     teachers: dict[str, list[str]] | None = None,
     on_progress: Callable[[dict], None] | None = None,
+    prompts: pl.DataFrame | None = None,
 ) -> GenerationRun:
-    """Generate (or resume) run `run_id`: every prompt ends as a record or a counted rejection."""
-    plan = build_plan(config, run_id, limit)
+    """Generate (or resume) run `run_id`: every prompt (of the config, or the given `prompts` rows) ends as a
+    record or a counted rejection."""
+    plan = build_plan(config, run_id, limit, prompts)
     run_dir = _open(plan, store, teachers)
     with run_dir.lock():
         _execute(plan, run_dir, plan.chunks, teachers, on_progress)

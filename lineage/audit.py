@@ -83,24 +83,32 @@ def _record_row(batch_dir: Path, manifest: Manifest, file_no: int, file_row: int
 
 
 def trace(store: Store, record_id: str, ledger_url: str | None = None) -> dict[str, Any]:
-    """Every batch containing the record, its origin file/row/sha256, and its generation run or annotators."""
+    """Every batch (and dataset version) holding the record, its origin file/row/sha256, and its generation run
+    or annotators (read once, from the batch that first held it: lineage is stored once)."""
     ledger = Ledger.for_reading(store, ledger_url)
     ledger.create()
     hits = ledger.trace(record_id)
     manifests: dict[str, Manifest] = {}
+    details: dict[tuple[str, int, int], dict[str, Any] | None] = {}
+
+    def manifest_at(folder: Path) -> Manifest | None:
+        if str(folder) not in manifests and (folder / "manifest.json").exists():
+            manifests[str(folder)] = read_manifest(folder)
+        return manifests.get(str(folder))
+
     for hit in hits:
-        batch_dir = Path(hit["location"])
-        if hit["batch_id"] not in manifests and (batch_dir / "manifest.json").exists():
-            manifests[hit["batch_id"]] = read_manifest(batch_dir)
-        manifest = manifests.get(hit["batch_id"])
-        if manifest is None:
-            continue
-        row = _record_row(batch_dir, manifest, hit.pop("file_no"), hit.pop("file_row"), record_id)
-        if row is not None:
+        source = Path(hit.pop("read_from") or hit["location"])
+        at = (str(source), hit.pop("file_no"), hit.pop("file_row"))
+        if at not in details:
+            first = manifest_at(source)
+            details[at] = _record_row(source, first, at[1], at[2], record_id) if first else None
+        row = dict(details[at] or {})
+        if row:
             prompt = row.pop("prompt")
             hit["prompt_preview"] = prompt[:120]
             hit.update({k: v for k, v in row.items() if v is not None})
-        run = next((r for r in manifest.synthetic_runs if hit["run_id"] and r.run_id == hit["run_id"]), None)
+        manifest = manifest_at(source)  # the batch that first held it ran the record's generation run
+        run = next((r for r in (manifest.synthetic_runs if manifest else []) if hit["run_id"] and r.run_id == hit["run_id"]), None)
         if run is not None:
             hit["run"] = run.model_dump(mode="json")
     return {"record_id": record_id, "batches": hits}

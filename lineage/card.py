@@ -60,7 +60,8 @@ def render(batch_dir: Path, manifest: Manifest, location: Path | None = None) ->
     batch_dir = Path(batch_dir)
     splits = split_files(batch_dir, manifest)
     front = {
-        "pretty_name": f"prefmix batch {manifest.batch_id}",
+        "pretty_name": f"prefmix dataset {manifest.dataset.name} v{manifest.dataset.version}" if manifest.dataset
+        else f"prefmix batch {manifest.batch_id}",
         "tags": ["preference", "dpo", "rlhf", "prefmix"],
         "configs": [
             {"config_name": "default", "data_files": [{"split": s, "path": paths} for s, paths in splits.items()]}
@@ -74,7 +75,8 @@ def render(batch_dir: Path, manifest: Manifest, location: Path | None = None) ->
         "---",
         yaml.safe_dump(front, sort_keys=False).rstrip(),
         "---",
-        f"# prefmix batch `{manifest.batch_id}`",
+        (f"# prefmix dataset `{manifest.dataset.name}` v{manifest.dataset.version} (batch `{manifest.batch_id}`)"
+         if manifest.dataset else f"# prefmix batch `{manifest.batch_id}`"),
         "",
         f"Preference pairs (prompt, chosen, rejected) for DPO/RLHF: {manifest.rows} rows, "
         f"content hash `{manifest.content_hash}`, status **{manifest.status}**.",

@@ -34,6 +34,7 @@ from prefmix.contract import (
     BatchStatus,
     BlendSummary,
     CodeVersion,
+    DatasetVersion,
     DataFile,
     GateResult,
     JudgeHumanAgreement,
@@ -177,6 +178,7 @@ def build_manifest(
     gate: GateResult | None,
     flow_run_id: str | None,
     code: CodeVersion | None = None,
+    dataset: DatasetVersion | None = None,
 ) -> Manifest:
     """The manifest of a staged batch (status 'staged'); secrets are redacted throughout."""
     batch_dir = Path(batch_dir)
@@ -204,6 +206,7 @@ def build_manifest(
         "annotation_stats": annotation_stats.model_dump(mode="json") if annotation_stats else None,
         "judge_human": judge_human.model_dump(mode="json") if judge_human else None,
         "gate": gate.model_copy(update={"report": gate.report.relative_to(batch_dir)}).model_dump(mode="json") if gate else None,
+        "dataset": dataset.model_dump(mode="json") if dataset else None,
     }
     fixed = redact(fixed, secret_values(config))
     staged = StatusEntry(status="staged", at=created, by=whoami())

@@ -33,6 +33,7 @@ from prefmix.lineage.batch import check_batch_id
 from prefmix.lineage.card import write_card
 from prefmix.lineage.ledger import Ledger
 from prefmix.lineage.manifest import content_hash, file_hashes, read_manifest, with_status, write_manifest
+from prefmix.lineage.versions import check_base
 from prefmix.store import Store
 
 if TYPE_CHECKING:
@@ -43,6 +44,9 @@ log = logging.getLogger(__name__)
 MOVES = ("publish", "quarantine", "override")
 CRASH_POINTS = tuple(f"{move}:{step}" for move in MOVES for step in ("before-rename", "after-rename", "after-latest")
                      if not (move == "quarantine" and step == "after-latest"))
+# A dataset version: after the batch is in batches/ and the store's LATEST moved, its datasets/NAME/vN link is
+# made (one rename), then the dataset's LATEST is moved (one replace), then the ledger is indexed.
+VERSION_POINTS = ("version:after-link", "version:after-latest")
 
 
 def stage_dir(store: Store, batch_id: str) -> Path:
@@ -126,19 +130,34 @@ def _manifest_config(manifest: Manifest):  # type: ignore[no-untyped-def]
         return Config()
 
 
+def _link_version(store: Store, manifest: Manifest, final: Path) -> None:
+    """datasets/NAME/vN -> the batch (one rename), then the dataset's LATEST (moved last; never backwards)."""
+    info = manifest.dataset
+    assert info is not None
+    store.link_version(info.name, info.version, final)
+    crash_point("version:after-link")
+    if (store.dataset_latest(info.name) or 0) < info.version:
+        store.set_dataset_latest(info.name, info.version)
+    crash_point("version:after-latest")
+
+
 def _move_batch(store: Store, move: str, source: Path, final: Path, manifest: Manifest, *, ledger_url: str | None,
                 emitter: "LineageEmitter | None", parent: "RunRef | None") -> Path:
     """The one publication protocol (see the module docstring); `move` names its crash points and event."""
     publishes = manifest.status in PUBLISHED
+    version = manifest.dataset is not None and publishes
+    shown_at = store.version_path(manifest.dataset.name, manifest.dataset.version) if version and manifest.dataset else final
     with _event(emitter, f"prefmix.{move}", parent, final, manifest, store):
         write_manifest(source, manifest)
-        write_card(source, manifest, final)
+        write_card(source, manifest, shown_at)
         crash_point(f"{move}:before-rename")
         store.move(source, final)
         crash_point(f"{move}:after-rename")
         if publishes:
             _advance_latest(store, manifest)
             crash_point(f"{move}:after-latest")
+        if version:
+            _link_version(store, manifest, final)
         _index(store, manifest, final, ledger_url)
     return final
 
@@ -148,6 +167,7 @@ def publish(store: Store, manifest: Manifest, *, ledger_url: str | None = None,
     """Publish a staged batch; returns batches/<id>. Emits a 'prefmix.publish' OpenLineage run (with
     `emitter`/`parent` from the flow, else to the store's event file) and indexes the ledger at `ledger_url`."""
     staged = _staged(store, manifest)
+    check_base(store, manifest)
     return _move_batch(store, "publish", staged, store.batch_dir(manifest.batch_id), with_status(manifest, "published"),
                        ledger_url=ledger_url, emitter=emitter, parent=parent)
 
@@ -184,6 +204,7 @@ def override(store: Store, batch_id: str, reason: str, by: str | None = None, *,
         _check_unchanged(source, manifest)
     except UserError:
         raise UserError(f"{source}: data files differ from the manifest; refusing to publish a changed batch") from None
+    check_base(store, manifest)  # a dataset batch becomes the version it was built as, only on top of its base
     return _move_batch(store, "override", source, store.batch_dir(batch_id),
                        with_status(manifest, "overridden", by=by, reason=reason.strip()),
                        ledger_url=ledger_url, emitter=None, parent=None)
@@ -191,26 +212,56 @@ def override(store: Store, batch_id: str, reason: str, by: str | None = None, *,
 
 def recover(store: Store, ledger_url: str | None = None) -> RecoverReport:
     """Janitor, run under the store lock at the start of every run: finish or undo what a crash interrupted."""
+    from prefmix.lineage.ledger import index_order, read_retractions
+
     report = RecoverReport(removed_staging=store.clear_staging(), removed_tmp=store.remove_tmp_files())
     # An override whose manifest was written but whose rename did not happen: the person's decision stands.
     for folder in store.quarantined_dirs():
         if read_manifest(folder).status == "overridden":
             store.move(folder, store.batch_dir(folder.name))
             report.finished_overrides.append(folder.name)
+    manifests = [(read_manifest(d), d) for d in store.batch_dirs()]
     want, have = expected_latest(store), store.latest()
     if want and want != have:
         store.set_latest(want)
         report.latest = {"from": have, "to": want}
-    # Catch the ledger up with batches it missed (crash or locked ledger after the rename).
+    _finish_versions(store, [(m, d) for m, d in manifests if m.status in PUBLISHED and m.dataset], report)
+    # Catch the ledger up with batches it missed (crash or locked ledger after the rename), versions in order.
     ledger = Ledger.for_store(store, ledger_url)
     try:
+        if ledger.stale():
+            from prefmix.lineage.ledger import reindex
+
+            reindex(store, ledger_url)
+            report.reindexed = True
+            ledger = Ledger.for_store(store, ledger_url)
         known = ledger.statuses()
-        for folder in store.batch_dirs():
-            manifest = read_manifest(folder)
+        for manifest, folder in index_order(manifests):
             status: BatchStatus = manifest.status
             if known.get(manifest.batch_id) != (status, str(folder)):
                 ledger.index_batch(manifest, folder)
                 report.indexed.append(manifest.batch_id)
+        indexed = ledger.retraction_ids()
+        for retraction in read_retractions(store):
+            if retraction.retraction_id not in indexed:
+                ledger.record_retraction(retraction)
     except UserError as exc:
         report.ledger_error = str(exc)
     return report
+
+
+def _finish_versions(store: Store, published: list[tuple[Manifest, Path]], report: RecoverReport) -> None:
+    """Every published dataset batch has its vN link, and each dataset's LATEST names its newest version."""
+    newest: dict[str, int] = {}
+    for manifest, folder in published:
+        info = manifest.dataset
+        assert info is not None
+        link = store.version_path(info.name, info.version)
+        if not link.is_symlink() or link.resolve() != folder.resolve():
+            store.link_version(info.name, info.version, folder)
+            report.versions_linked.append(f"{info.name}/v{info.version}")
+        newest[info.name] = max(newest.get(info.name, 0), info.version)
+    for name, version in sorted(newest.items()):
+        if store.dataset_latest(name) != version:
+            store.set_dataset_latest(name, version)
+            report.dataset_latest[name] = f"v{version}"

@@ -28,15 +28,31 @@ class Model(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
-class PromptSet(Model):
-    """A Parquet prompt file (columns: prompt, domain; optional prompt_id)."""
+class LandingZone(Model):
+    """Where deliveries are: one file (`path`), every *.parquet of a folder (`path` that is a directory), or a
+    `glob` (e.g. /data/vendors/acme/*.parquet). Each file found is a delivery, identified by its sha256."""
 
-    path: str
+    path: str | None = None
+    glob: str | None = None
+
+    @model_validator(mode="after")
+    def _path_or_glob(self) -> "LandingZone":
+        if (self.path is None) == (self.glob is None):
+            raise ValueError("needs exactly one of 'path' (a file or a folder) or 'glob'")
+        return self
+
+    @property
+    def where(self) -> str:
+        return self.glob if self.glob is not None else str(self.path)
+
+
+class PromptSet(LandingZone):
+    """Parquet prompt files (columns: prompt, domain)."""
+
     columns: dict[str, str] = Field(default_factory=dict, description="canonical name -> column name in the file")
 
 
-class HumanShard(Model):
-    path: str
+class HumanShard(LandingZone):
     layout: Literal["pairs", "rankings", "judgments"] = "pairs"
     vendor: str = "unknown"
     columns: dict[str, str] = Field(default_factory=dict, description="canonical name -> vendor column name")
@@ -223,12 +239,20 @@ class Lineage(Model):
     openlineage: OpenLineage = Field(default_factory=OpenLineage)
 
 
+class Dataset(Model):
+    """The named dataset a nightly run grows: each run publishes its next version."""
+
+    name: str = Field(..., pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", description="folder name under datasets/")
+    window_days: int | None = Field(None, ge=1, description="keep only records that entered the pool in the last N days")
+
+
 class Config(Model):
     """The whole run: where data lives, who generates it, how it is mixed and gated."""
 
     name: str = "prefmix"
     store: str = "./store"
     seed: int = 0
+    dataset: Dataset | None = Field(None, description="`dataset: NAME` or {name, window_days}; default: the config's name")
     domains: list[str] = Field(default_factory=lambda: list(DEFAULT_DOMAINS))
     prompts: list[PromptSet] = Field(default_factory=list)
     human: Human = Field(default_factory=Human)
@@ -238,6 +262,11 @@ class Config(Model):
     gate: Gate = Field(default_factory=Gate)
     lineage: Lineage = Field(default_factory=Lineage)
     vllm_python: str | None = None
+
+    @field_validator("dataset", mode="before")
+    @classmethod
+    def _dataset_name(cls, value: Any) -> Any:
+        return {"name": value} if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _cross_checks(self) -> "Config":
@@ -254,6 +283,9 @@ class Config(Model):
             if domain not in self.domains:
                 raise ValueError(f"blend names domain {domain!r}, which is not in domains {self.domains}")
         return self
+
+    def dataset_name(self) -> str:
+        return self.dataset.name if self.dataset else self.name
 
     def judge_teacher(self) -> Teacher:
         name = self.generation.judge or self.generation_teachers()[0].name
@@ -335,10 +367,11 @@ def resolve_paths(config: Config, base: Path) -> Config:
         return p if "://" in p or Path(p).is_absolute() else str((base / p).resolve())
 
     config.store = absolute(config.store)
-    for prompt_set in config.prompts:
-        prompt_set.path = absolute(prompt_set.path)
-    for shard in config.human.shards:
-        shard.path = absolute(shard.path)
+    for zone in [*config.prompts, *config.human.shards]:
+        if zone.path is not None:
+            zone.path = absolute(zone.path)
+        if zone.glob is not None:
+            zone.glob = absolute(zone.glob)
     for teacher in config.teachers:
         if teacher.launch and teacher.launch.model_dir:
             teacher.launch.model_dir = absolute(teacher.launch.model_dir)

@@ -359,6 +359,97 @@ class StatusEntry(Contract):
     reason: str | None = None
 
 
+DeliveryKind = Literal["prompts", "human_shard"]
+# new: first time these bytes are seen; changed: new bytes under a name that held other bytes before;
+# known: ingested before under this name; duplicate: these bytes were ingested before under another name.
+DeliveryStatus = Literal["new", "changed", "known", "duplicate"]
+NEW_STATUSES: tuple[DeliveryStatus, ...] = ("new", "changed")
+
+
+class Delivery(Contract):
+    """One file found in a landing zone on the night of a version, and what intake made of it."""
+
+    kind: DeliveryKind
+    path: str
+    sha256: str
+    bytes: int
+    status: DeliveryStatus
+    rows: int | None = None
+    vendor: str | None = None
+    layout: str | None = None
+    previous_sha256: str | None = None  # changed: what the same name held when it was last ingested
+    duplicate_of: str | None = None  # duplicate: the name the same bytes were ingested under
+    version: int | None = None  # known / duplicate: the version that ingested these bytes
+    columns: dict[str, str] = Field(default_factory=dict)  # the zone's column mapping, to read the file again
+
+    @property
+    def is_new(self) -> bool:
+        return self.status in NEW_STATUSES
+
+
+class PromptRange(Contract):
+    """Rows [start, stop) of one prompt delivery."""
+
+    sha256: str
+    start: int
+    stop: int
+
+
+class PoolFile(Contract):
+    """A file of accepted records in a dataset's pool (content-addressed under pool/; never rewritten)."""
+
+    path: str
+    sha256: str
+    source: Literal["human", "synthetic"]
+    rows: int
+    day: str  # the night it entered the pool (dataset.window_days counts from here)
+    deliveries: list[str]  # sha256 of the deliveries its rows come from
+    vendor: str | None = None
+    run_id: str | None = None
+    fingerprint: str | None = None  # synthetic: the generation fingerprint its pairs were made under
+    teachers: list[str] = Field(default_factory=list)  # synthetic: teacher and judge names of the run
+    coverage: list[PromptRange] = Field(default_factory=list)  # synthetic: the prompt rows its run settled
+
+
+class Changes(Contract):
+    """The rows a version added and removed against the version it was built on (lineage/changes.parquet)."""
+
+    path: str  # relative to the batch folder
+    sha256: str
+    added: int
+    removed: int
+    by_reason: dict[str, dict[str, int]]  # added|removed -> reason -> rows
+
+
+class DatasetVersion(Contract):
+    """What makes a batch a version of a dataset: its number, its pool, and what intake and retraction did."""
+
+    name: str
+    version: int
+    base_version: int | None = None
+    day: str
+    fingerprint: str | None = None
+    window_days: int | None = None
+    deliveries: list[Delivery] = Field(default_factory=list)  # every landing-zone file seen that night
+    pool: list[PoolFile] = Field(default_factory=list)  # every pool file, kept or not (see excluded)
+    prompts: list[Delivery] = Field(default_factory=list)  # every prompt delivery to date (what generation covers)
+    retractions: list[str] = Field(default_factory=list)  # ids of the retractions in force
+    excluded: dict[str, int] = Field(default_factory=dict)  # pool rows left out, by reason
+    retracted_rows: int = 0
+    new_prompts: int = 0
+    generated_prompts: int = 0
+    requests: int = 0
+    changes: Changes | None = None
+
+    @property
+    def new_deliveries(self) -> list[Delivery]:
+        return [d for d in self.deliveries if d.is_new]
+
+    @property
+    def skipped_deliveries(self) -> list[Delivery]:
+        return [d for d in self.deliveries if d.status == "duplicate"]
+
+
 class Manifest(Contract):
     """What a batch is, what it was made from and what happened to it (see lineage/manifest.py)."""
 
@@ -379,6 +470,7 @@ class Manifest(Contract):
     annotation_stats: AnnotationStats | None = None
     judge_human: JudgeHumanAgreement | None = None
     gate: GateResult | None = None
+    dataset: DatasetVersion | None = None
     seal: str
     status_history: list[StatusEntry]
 
@@ -400,6 +492,24 @@ class RecoverReport(Contract):
     latest: dict[str, str | None] | None = None  # {from, to} when LATEST was moved
     indexed: list[str] = Field(default_factory=list)
     ledger_error: str | None = None
+    versions_linked: list[str] = Field(default_factory=list)  # NAME/vN links made for published versions
+    dataset_latest: dict[str, str] = Field(default_factory=dict)  # dataset -> version its LATEST was moved to
+    reindexed: bool = False  # the ledger had an older layout and was rebuilt from the manifests
+
+
+RetractionKind = Literal["delivery", "annotator", "vendor", "teacher"]
+
+
+class Retraction(Contract):
+    """A decision to leave rows out of every later version (retractions/<id>.json, indexed by the ledger)."""
+
+    retraction_id: str
+    kind: RetractionKind
+    value: str
+    reason: str
+    at: str
+    by: str
+    dataset: str | None = None  # None: every dataset of the store
 
 
 # flows ---------------------------------------------------------------------------
@@ -422,6 +532,14 @@ class NightlySummary(Contract):
     recovered: RecoverReport
     store: str
     already_finished: bool = False
+    dataset: str | None = None
+    version: int | None = None  # the version published (None when quarantined)
+    new_deliveries: int = 0
+    skipped_deliveries: int = 0  # copies of deliveries ingested before under another name
+    new_prompts: int = 0
+    generated_prompts: int = 0
+    requests: int = 0
+    retracted_rows: int = 0
 
 
 class GenerateSummary(Contract):

@@ -8,6 +8,12 @@ Layout under the store root:
     batches/<batch_id>/     published batches: data/*.parquet, manifest.json, report/, README.md
     quarantine/<batch_id>/  batches that failed the gate, with their report
     LATEST                  the id of the current published batch (moved last, atomically)
+    datasets/<name>/vN      version N of a dataset: a link to the batch folder published as that version
+    datasets/<name>/LATEST  the dataset's current version, "vN" (moved after the link, atomically)
+    pool/human/             accepted human records, one file per vendor delivery (content-addressed)
+    pool/synthetic/         accepted synthetic records, one file per generation run (content-addressed)
+    pool/filtered/          pool files less retracted rows (content-addressed, reused while nothing changes)
+    retractions/<id>.json   retractions (the ledger indexes them; rebuilt from these files)
     ledger.sqlite           index of manifests (rebuildable)
     lineage/events.jsonl    OpenLineage events
     .lock                   held by the process that writes
@@ -137,6 +143,58 @@ class Store:
     def latest_file(self) -> Path:
         return self.root / "LATEST"
 
+    # datasets ----------------------------------------------------------------
+    def dataset_dir(self, name: str) -> Path:
+        return self.root / "datasets" / name
+
+    def version_path(self, name: str, version: int) -> Path:
+        return self.dataset_dir(name) / f"v{version}"
+
+    def dataset_latest(self, name: str) -> int | None:
+        """The version the dataset's LATEST names (None before its first version)."""
+        try:
+            text = (self.dataset_dir(name) / "LATEST").read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            return None
+        return int(text.removeprefix("v")) if text.removeprefix("v").isdigit() else None
+
+    def set_dataset_latest(self, name: str, version: int) -> None:
+        atomic_write_text(self.dataset_dir(name) / "LATEST", f"v{version}\n")
+
+    def linked_versions(self, name: str) -> dict[int, Path]:
+        """version -> the batch folder its link points at, for every vN link of the dataset."""
+        base = self.dataset_dir(name)
+        out: dict[int, Path] = {}
+        if base.is_dir():
+            for entry in base.iterdir():
+                if entry.name.startswith("v") and entry.name[1:].isdigit() and entry.is_symlink():
+                    out[int(entry.name[1:])] = (entry.parent / os.readlink(entry)).resolve()
+        return dict(sorted(out.items()))
+
+    def dataset_names(self) -> list[str]:
+        base = self.root / "datasets"
+        return sorted(p.name for p in base.iterdir() if p.is_dir()) if base.is_dir() else []
+
+    def link_version(self, name: str, version: int, batch_dir: Path) -> Path:
+        """Make datasets/<name>/vN point at the batch folder, in one rename (a relative link: the store can move)."""
+        link = self.version_path(name, version)
+        link.parent.mkdir(parents=True, exist_ok=True)
+        tmp = link.with_name(f".{link.name}.{os.getpid()}.tmp")
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        os.symlink(os.path.relpath(batch_dir, link.parent), tmp)
+        os.replace(tmp, link)
+        fsync_dir(link.parent)
+        return link
+
+    @property
+    def pool_dir(self) -> Path:
+        return self.root / "pool"
+
+    @property
+    def retractions_dir(self) -> Path:
+        return self.root / "retractions"
+
     @property
     def ledger_path(self) -> Path:
         return self.root / "ledger.sqlite"
@@ -201,7 +259,8 @@ class Store:
         never has one); returns those under runs/, relative to the root (a LATEST temp file is not news)."""
         if not self.root.is_dir():
             return []
-        for tmp in self.root.glob(".LATEST.*.tmp"):
+        for tmp in [*self.root.glob(".LATEST.*.tmp"), *self.root.glob("datasets/*/.*.tmp"), *self.root.glob("pool/*/.*.tmp"),
+                    *self.root.glob("retractions/.*.tmp")]:
             tmp.unlink(missing_ok=True)
         runs = self.root / "runs"
         removed = sorted(runs.rglob(".*.tmp")) if runs.is_dir() else []

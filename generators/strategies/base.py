@@ -201,6 +201,7 @@ def record(
         "vllm_version": ctx.vllm_version,
         "prompt_tokens": tally.prompt_tokens,
         "completion_tokens": tally.completion_tokens,
+        "fingerprint": ctx.extra.get("fingerprint"),
     }
     rec = {
         "record_id": record_id(row["prompt"], chosen, rejected),

@@ -1,0 +1,145 @@
+"""Intake: which landing-zone files are new deliveries of a dataset, and which were ingested before.
+
+A delivery is identified by its sha256 and ingested once. The ledger knows which sha256 a version ingested (and
+which names it saw them under); when it cannot answer (locked, behind the manifests), the manifests of the
+dataset's versions do, more slowly. Statuses (prefmix.contract.Delivery):
+
+    new        bytes never ingested, under a name never seen
+    changed    bytes never ingested, under a name that held other bytes: a new delivery, and the run says so
+    known      these bytes under this name were seen by an earlier version
+    duplicate  these bytes were ingested under another name: skipped (counted, never ingested twice)
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from prefmix.config import Config, HumanShard, PromptSet
+from prefmix.contract import Delivery, DatasetVersion
+from prefmix.errors import UserError
+from prefmix.intake import FoundFile, as_file, expand
+from prefmix.store import Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Known:
+    """What earlier versions of a dataset did with landing-zone files."""
+
+    ingested: dict[str, dict[str, object]] = field(default_factory=dict)  # sha256 -> {path, version}
+    seen: dict[str, list[str]] = field(default_factory=dict)  # path -> every sha256 seen under it
+
+
+@dataclass
+class Survey:
+    """Tonight's landing zones: every file with its status, and the new ones with their zone's settings."""
+
+    dataset: str
+    deliveries: list[Delivery]
+    prompts: list[PromptSet]  # new prompt deliveries, one `path:` entry each
+    shards: list[HumanShard]  # new vendor deliveries, one `path:` entry each
+    empty_zones: list[str]  # zones that matched no file
+
+    @property
+    def new(self) -> list[Delivery]:
+        return [d for d in self.deliveries if d.is_new]
+
+    @property
+    def skipped(self) -> list[Delivery]:
+        return [d for d in self.deliveries if d.status == "duplicate"]
+
+    def sha256(self) -> dict[str, str]:
+        return {d.path: d.sha256 for d in self.deliveries}
+
+
+def known_from_manifests(store: Store, dataset: str) -> Known:
+    """The slow path: every version's manifest of the dataset (used when the ledger cannot answer)."""
+    from prefmix.lineage.manifest import read_manifest
+
+    known = Known()
+    for version, batch_dir in store.linked_versions(dataset).items():
+        manifest = read_manifest(batch_dir)
+        for d in manifest.dataset.deliveries if manifest.dataset else []:
+            if d.is_new:
+                known.ingested.setdefault(d.sha256, {"path": d.path, "version": version})
+            if d.status in ("new", "changed", "duplicate"):
+                known.seen.setdefault(d.path, []).append(d.sha256)
+    return known
+
+
+def known_deliveries(store: Store, dataset: str, found: list[FoundFile], ledger_url: str | None) -> Known:
+    """From the ledger when it is caught up with the dataset's LATEST, else from the manifests."""
+    from prefmix.lineage.ledger import Ledger
+
+    latest = store.dataset_latest(dataset) if store.root.is_dir() else None
+    if latest is None:
+        return Known()
+    try:
+        ledger = Ledger(ledger_url) if ledger_url else (Ledger.for_reading(store) if store.ledger_path.is_file() else None)
+        if ledger is not None and not ledger.stale():
+            indexed = [v["version"] for v in ledger.versions(dataset)]
+            if indexed and indexed[-1] == latest:
+                return Known(ledger.ingested(dataset, [f.sha256 for f in found]), ledger.seen_paths(dataset, [f.path for f in found]))
+    except UserError as exc:
+        log.warning("ledger not readable (%s); reading the deliveries of dataset %s from its manifests", exc, dataset)
+    return known_from_manifests(store, dataset)
+
+
+def classify(kind: str, file: FoundFile, known: Known, tonight: dict[str, str], zone: PromptSet | HumanShard) -> Delivery:
+    """One file's status; `tonight` maps sha256 -> path of the files already classified new tonight."""
+    extra = {"vendor": zone.vendor, "layout": zone.layout, "columns": zone.columns} if isinstance(zone, HumanShard) else {
+        "columns": zone.columns}
+    base = {"kind": kind, "path": file.path, "sha256": file.sha256, "bytes": file.bytes, **extra}
+    if file.sha256 in known.seen.get(file.path, []):
+        ingested = known.ingested.get(file.sha256)
+        return Delivery(status="known", version=int(ingested["version"]) if ingested else None, **base)  # type: ignore[arg-type]
+    if file.sha256 in known.ingested:
+        first = known.ingested[file.sha256]
+        return Delivery(status="duplicate", duplicate_of=str(first["path"]), version=int(first["version"]), **base)  # type: ignore[arg-type]
+    if file.sha256 in tonight:
+        return Delivery(status="duplicate", duplicate_of=tonight[file.sha256], **base)  # type: ignore[arg-type]
+    if file.path in known.seen:
+        return Delivery(status="changed", previous_sha256=known.seen[file.path][-1], **base)  # type: ignore[arg-type]
+    return Delivery(status="new", **base)  # type: ignore[arg-type]
+
+
+def survey(config: Config, store: Store, ledger_url: str | None = None) -> Survey:
+    """Find, hash and classify every landing-zone file of the config (reads only; never creates the store)."""
+    dataset = config.dataset_name()
+    prompt_files = expand(config.prompts)
+    shard_files = expand(config.human.shards)
+    empty = [z.where for z in [*config.prompts, *config.human.shards]
+             if not any(z is zone for zone, _ in [*prompt_files, *shard_files])]
+    known = known_deliveries(store, dataset, [f for _, f in [*prompt_files, *shard_files]], ledger_url)
+    tonight: dict[str, str] = {}
+    deliveries: list[Delivery] = []
+    prompts: list[PromptSet] = []
+    shards: list[HumanShard] = []
+    for kind, pairs in (("prompts", prompt_files), ("human_shard", shard_files)):
+        for zone, file in pairs:
+            delivery = classify(kind, file, known, tonight, zone)
+            deliveries.append(delivery)
+            if delivery.is_new:
+                tonight[file.sha256] = file.path
+                (prompts if kind == "prompts" else shards).append(as_file(zone, file))  # type: ignore[arg-type]
+    return Survey(dataset, deliveries, prompts, shards, empty)
+
+
+def prompt_pool(base: DatasetVersion | None, survey: Survey, retracted: set[str]) -> list[Delivery]:
+    """Every prompt delivery of the dataset to date (the base version's and tonight's new ones), less retracted ones."""
+    pool = {d.sha256: d for d in (base.prompts if base else [])}
+    for d in survey.new:
+        if d.kind == "prompts":
+            pool.setdefault(d.sha256, d)
+    return [d for sha, d in pool.items() if sha not in retracted]
+
+
+def located(delivery: Delivery) -> Path:
+    """The file of a delivery, which must still be there (regenerating its prompts reads it again)."""
+    path = Path(delivery.path)
+    if not path.is_file():
+        raise UserError(f"{path}: prompt delivery {delivery.sha256[:12]} is gone; its prompts need generating again")
+    return path
