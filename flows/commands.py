@@ -44,7 +44,7 @@ def demo_arguments(parser: argparse.ArgumentParser) -> None:
 
 def demo(args: argparse.Namespace) -> int:
     config_path = prepare_demo(DEMO_CONFIG, args.store, args.prompts, args.items)
-    return _nightly(str(config_path), [], None, None, args.json)
+    return _nightly(str(config_path), [], None, None, args.json, False)
 
 
 def prepare_demo(template: Path, store_arg: str | None, prompts: int, items: int) -> Path:
@@ -63,7 +63,7 @@ def prepare_demo(template: Path, store_arg: str | None, prompts: int, items: int
     shards = write_sample_shards(inputs / "human", seed=config.seed, n_items=items)
     data: dict[str, Any] = yaml.safe_load(template.read_text())
     data["store"] = str(store.root)
-    data["prompts"] = [{"path": str(inputs / "prompts" / "prompts.parquet")}]
+    data["prompts"] = [{"glob": str(inputs / "prompts" / "*.parquet")}]  # a landing zone: drop more prompt files there
     data["human"]["shards"] = [shard.model_dump(mode="json", exclude_defaults=False) for shard in shards]
     for teacher in data.get("teachers", []):
         launch = teacher.get("launch")
@@ -79,25 +79,28 @@ def nightly_arguments(parser: argparse.ArgumentParser) -> None:
     _config_arguments(parser)
     parser.add_argument("--limit", type=_count, help="generate for at most N prompts")
     parser.add_argument("--date", dest="run_date", help="run date YYYY-MM-DD (default: today, UTC)")
+    parser.add_argument("--regenerate", action="store_true",
+                        help="generate every prompt of the dataset again, even those with pairs under the current fingerprint")
 
 
 def run_nightly(args: argparse.Namespace) -> int:
-    return _nightly(args.config, args.overrides, args.run_date, args.limit, args.json)
+    return _nightly(args.config, args.overrides, args.run_date, args.limit, args.json, args.regenerate)
 
 
-def _nightly(config_path: str, overrides: list[str], run_date: str | None, limit: int | None, as_json: bool) -> int:
+def _nightly(config_path: str, overrides: list[str], run_date: str | None, limit: int | None, as_json: bool,
+             regenerate: bool) -> int:
     from prefmix.contract import NightlySummary
     from prefmix.flows import runner
 
     runner.quiet_prefect()  # before anything imports Prefect, so its console handlers pick it up
     from prefmix.flows.nightly import configure, nightly, preflight
 
-    preflight(configure(config_path, overrides, limit))  # bad config or input fails here, before Prefect starts
+    preflight(configure(config_path, overrides, limit), regenerate)  # bad config or input fails here, before Prefect starts
 
-    summary = runner.run(nightly, {"config_path": config_path, "overrides": overrides, "run_date": run_date, "limit": limit},
-                         NightlySummary, show_progress=not as_json)
-    if as_json:
-        print(json.dumps(summary.model_dump(mode="json"), indent=2, default=str))
+    params = {"config_path": config_path, "overrides": overrides, "run_date": run_date, "limit": limit, "regenerate": regenerate}
+    summary = runner.run(nightly, params, NightlySummary, show_progress=not as_json)
+    if as_json:  # one line, last: what scripts read
+        print(json.dumps(summary.model_dump(mode="json"), default=str, separators=(",", ":")))
     else:
         print_nightly(summary)
     return 0 if summary.status in ("published", "overridden") else 1
@@ -184,8 +187,8 @@ def parse_params(items: list[str]) -> dict[str, Any]:
     return params
 
 
-def trigger(args: argparse.Namespace) -> int:
-    """Create a flow run of a deployment and return at once (the worker runs it)."""
+def start_deployment(flow: str, params: dict[str, Any], deployment: str | None = None) -> Any:
+    """Create a flow run of a deployment and return at once (the worker runs it); returns the FlowRun."""
     from prefmix.flows.runner import quiet_prefect
 
     quiet_prefect()
@@ -195,12 +198,11 @@ def trigger(args: argparse.Namespace) -> int:
     from prefect.exceptions import ObjectNotFound
     from prefect.settings import PREFECT_API_URL
 
-    params = parse_params(args.params)
     url = PREFECT_API_URL.value()
     if not url:
         raise UserError("PREFECT_API_URL is not set; start a server (`make server`) and "
                         "export PREFECT_API_URL=http://127.0.0.1:4200/api")
-    name = args.deployment or DEPLOYMENTS[args.flow]
+    name = deployment or DEPLOYMENTS[flow]
     try:
         with get_client(sync_client=True) as client:
             found = client.read_deployment_by_name(name)
@@ -212,9 +214,14 @@ def trigger(args: argparse.Namespace) -> int:
     unknown = sorted(set(params) - known) if known else []
     if unknown:
         raise UserError(f"--param {unknown[0]}: deployment {name!r} has no such parameter (has: {', '.join(sorted(known))})")
-    run = run_deployment(name, parameters=params, timeout=0, as_subflow=False)
+    return run_deployment(name, parameters=params, timeout=0, as_subflow=False)
+
+
+def trigger(args: argparse.Namespace) -> int:
+    run = start_deployment(args.flow, parse_params(args.params), args.deployment)
     if args.json:
-        print(json.dumps({"id": str(run.id), "name": run.name, "state": run.state_name, "deployment": name}))
+        print(json.dumps({"id": str(run.id), "name": run.name, "state": run.state_name,
+                          "deployment": args.deployment or DEPLOYMENTS[args.flow]}))
     else:
         print(f"flow run {run.name} ({run.id}) {run.state_name}")
     return 0
@@ -227,8 +234,13 @@ def print_nightly(summary: Any) -> None:
 
     console = Console()
     colour = {"published": "green", "quarantined": "red", "overridden": "yellow"}.get(summary.status, "white")
-    console.print(f"\n[bold]batch[/] {summary.batch_id}  [bold {colour}]{summary.status}[/]  gate verdict: "
+    version = f"{summary.dataset} v{summary.version}  " if summary.dataset and summary.version else ""
+    console.print(f"\n[bold]{version}batch[/] {summary.batch_id}  [bold {colour}]{summary.status}[/]  gate verdict: "
                   f"[bold]{summary.verdict}[/]  rows: {summary.rows}")
+    if summary.dataset:
+        console.print(f"deliveries: {summary.new_deliveries} new, {summary.skipped_deliveries} skipped (copies); prompts: "
+                      f"{summary.new_prompts} new, {summary.generated_prompts} generated with {summary.requests} requests; "
+                      f"retracted rows left out: {summary.retracted_rows}")
     if summary.failed_checks:
         console.print(f"[red]failed checks:[/] {', '.join(summary.failed_checks)}")
     achieved: dict[str, dict[str, int]] = summary.achieved

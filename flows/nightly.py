@@ -1,8 +1,10 @@
-"""The nightly flow: ingest human shards, generate synthetic pairs, blend, gate, publish, record.
+"""The nightly flow: the next version of the config's dataset. Intake (tonight's deliveries, each taken once) ->
+generate (only prompts with no pair under the generation fingerprint) -> pool -> blend (every accepted record to
+date, less retractions) -> gate -> publish version N+1 -> record.
 
-Wiring only: every decision is a room's (the batch id and the input manifest:
-lineage.batch and lineage.manifest; publish or quarantine: the gate's verdict,
-read by lineage.publish.release; the summary: lineage.summary).
+Wiring only: every decision is a room's (intake, pool, version plan and dataset section: lineage.night; the batch
+id: lineage.batch; publish or quarantine: the gate's verdict, read by lineage.publish.release; the summary:
+lineage.summary).
 """
 
 from __future__ import annotations
@@ -13,22 +15,27 @@ from dataclasses import dataclass
 from prefect import flow, get_run_logger
 from prefect.context import get_run_context
 
-from prefmix.annotations.ingest import HumanIngest
+from typing import TYPE_CHECKING
+
 from prefmix.config import Config, load
 from prefmix.contract import GenerationRun, JudgeHumanAgreement, NightlySummary, SyntheticRun
 from prefmix.crash import crash_point
 from prefmix.errors import ConfigError
 from prefmix.flows import progress
 from prefmix.flows.steps import (
+    add_to_pool,
     blend_batch,
     calibrate_judge,
     gate_batch,
     generate_synthetic,
     publish_batch,
-    write_human_records,
+    record_changes,
 )
 from prefmix.flows.transaction import staged_batch
 from prefmix.store import Store
+
+if TYPE_CHECKING:
+    from prefmix.lineage.night import Intake
 
 
 def _today() -> str:
@@ -61,26 +68,15 @@ def configure(config_path: str, overrides: list[str] | None, limit: int | None) 
     return config
 
 
-@dataclass
-class Preflight:
-    human: HumanIngest
-    prompts: int
+def preflight(config: Config, regenerate: bool = False) -> "Intake":
+    """Everything that can be wrong with the inputs, found before the store is touched (the CLI runs it before
+    Prefect starts, the flow again before it takes the store lock): tonight's deliveries are found, hashed and
+    classified, the new ones read and validated, and the pending prompts planned (no network, nothing written)."""
+    from prefmix.lineage.night import check_inputs, take_in
 
-
-def preflight(config: Config) -> Preflight:
-    """Everything that can be wrong with the inputs, found before the store is touched (the CLI runs it
-    before Prefect starts, the flow again before it takes the store lock)."""
-    from prefmix.annotations.ingest import ingest
-    from prefmix.blending.quotas import check_sources
-    from prefmix.generators.plan import build_plan
-
-    human = ingest(config)
-    # The plan reads prompts, templates and constitution (no network).
-    plan = build_plan(config, "preflight") if config.generation.enabled and config.prompts else None
-    prompts = plan.prompts.height if plan is not None else 0
-    check_sources(config.blend, config.domains, {"human": human.records.height, "synthetic": prompts},
-                  {"human": len(config.human.shards), "synthetic": len(config.prompts)})
-    return Preflight(human, prompts)
+    intake = take_in(config, Store.at(config.store_root()), regenerate=regenerate, ledger_url=config.lineage.ledger_url)
+    check_inputs(config, intake)
+    return intake
 
 
 def _flow_run_id() -> str | None:
@@ -92,79 +88,89 @@ def _flow_run_id() -> str | None:
 
 @flow(name="nightly", flow_run_name="nightly-{run_date}", log_prints=True, validate_parameters=True)
 def nightly(config_path: str, overrides: list[str] | None = None, run_date: str | None = None,
-            limit: int | None = None) -> NightlySummary:
-    """One gated, versioned preference batch from today's prompts and the newest human shards."""
+            limit: int | None = None, regenerate: bool = False) -> NightlySummary:
+    """The next gated version of the config's dataset: tonight's new deliveries in, only new prompts generated."""
     report = progress.reporter(get_run_logger())
     config = configure(config_path, overrides, limit)
     day = check_day(run_date) if run_date else _today()
-    return run_nightly(config, day, report, _flow_run_id())
+    return run_nightly(config, day, report, _flow_run_id(), regenerate)
 
 
-def run_nightly(config: Config, day: str, report: progress.Reporter, flow_run_id: str | None) -> NightlySummary:
+def run_nightly(config: Config, day: str, report: progress.Reporter, flow_run_id: str | None,
+                regenerate: bool = False) -> NightlySummary:
     from prefmix.generators.launch import launched_teachers
     from prefmix.lineage.batch import nightly_batch_id
     from prefmix.lineage.events import LineageEmitter, file_dataset
-    from prefmix.lineage.manifest import input_entries, read_manifest
+    from prefmix.lineage.manifest import read_manifest
+    from prefmix.lineage.night import check_inputs, describe, generated, into_pool, next_version, take_in
     from prefmix.lineage.publish import recover
     from prefmix.lineage.summary import nightly_summary
 
     store = Store.at(config.store_root())
-    report.stage("ingest human shards")
-    checked = preflight(config)
-    human = checked.human
+    report.stage("intake: find deliveries")
+    preflight(config, regenerate)
 
     with store.lock(f"nightly {day}"):
         recovered = recover(store, ledger_url=config.lineage.ledger_url)
+        # Again under the lock: another writer may have published since the preflight.
+        intake = take_in(config, store, regenerate=regenerate, ledger_url=config.lineage.ledger_url)
+        check_inputs(config, intake)
+        crash_point("intake:after-survey")
         run_id = f"nightly-{day}"
         emitter = LineageEmitter(config, store)
         with emitter.run("prefmix.nightly", run_id=flow_run_id) as flow_run:
             parent = flow_run.ref
-            with emitter.run("prefmix.ingest_human", parent, inputs=[file_dataset(i.path, i.sha256) for i in human.inputs if i.path]):
+            new = [file_dataset(d.path, d.sha256) for d in intake.deliveries if d.is_new]
+            with emitter.run("prefmix.intake", parent, inputs=new):
                 pass
 
-            generated: GenerationRun | None = None
+            run: GenerationRun | None = None
             judge_human: JudgeHumanAgreement | None = None
+            todo = generated(intake, config.generation.limit)
             with launched_teachers(config, store.run_dir(run_id) / "logs") as endpoints:
-                if checked.prompts:
-                    report.stage(f"generate synthetic pairs ({checked.prompts} prompts)")
-                    with emitter.run("prefmix.generate", parent, inputs=[file_dataset(p.path) for p in config.prompts]) as gen_run:
-                        generated = generate_synthetic(config, store, run_id, endpoints, report)
-                        gen_run.outputs.extend(file_dataset(f) for f in generated.record_files)
+                if todo.height:
+                    report.stage(f"generate synthetic pairs ({todo.height} new prompts)")
+                    prompt_files = sorted({p for p in todo["origin_uri"].unique().to_list()})
+                    with emitter.run("prefmix.generate", parent, inputs=[file_dataset(p) for p in prompt_files]) as gen_run:
+                        run = generate_synthetic(config, store, run_id, endpoints, report, prompts=intake.pending)
+                        gen_run.outputs.extend(file_dataset(f) for f in run.record_files)
                     crash_point("nightly:after-generate")
-                if config.human.calibration_sample and human.records.height:
+                if config.human.calibration_sample and intake.human.records.height:
                     report.stage("judge-versus-human calibration")
                     with emitter.run("prefmix.calibrate_judge", parent):
-                        judge_human = calibrate_judge(config, human.records, endpoints)
+                        judge_human = calibrate_judge(config, intake.human.records, endpoints)
 
-            synthetic_files = list(generated.record_files) if generated else []
-            runs = [SyntheticRun(run_id=generated.run_id, summary=generated.summary, **generated.lineage.model_dump())] if generated else []
-            human_file = write_human_records(store, run_id, human.records)
-            inputs = input_entries(config, human.inputs, human_file, synthetic_files)
+            new_files = add_to_pool(config, store, intake, day, run)
+            crash_point("intake:after-pool")
+            plan = next_version(config, store, intake, day, new_files, run.run_id if run else None)
+            inputs = [*intake.human.inputs, *plan.inputs]
             batch_id = nightly_batch_id(config, inputs, day)
             finished = store.find_batch(batch_id, staged=False)
-            if finished is not None:  # a rerun after this batch was published or quarantined (e.g. killed after the rename)
+            if finished is not None:  # a rerun after this version was published or quarantined (e.g. killed after the rename)
                 report.done()
                 return nightly_summary(read_manifest(finished), finished, recovered, store, already_finished=True)
+            runs = [SyntheticRun(run_id=run.run_id, summary=run.summary, **run.lineage.model_dump())] if run else []
 
             # A crash (an exception, not a failed verdict) anywhere from here to publish removes the staged files.
             with staged_batch(store, batch_id):
-                report.stage(f"blend batch {batch_id}")
-                blended = [file_dataset(i.path, i.sha256) for i in inputs if i.path and i.role in ("human_records", "synthetic_records")]
+                report.stage(f"blend {intake.dataset} v{plan.version} ({batch_id})")
+                blended = [file_dataset(i.path, i.sha256) for i in plan.inputs if i.path]
                 with emitter.run("prefmix.blend", parent, inputs=blended):
-                    staged, blend = blend_batch(config, store, batch_id, [human_file], synthetic_files)
+                    staged, blend = blend_batch(config, store, batch_id, plan.human_files, plan.synthetic_files)
+                changes = record_changes(staged, blend, plan)
                 crash_point("nightly:after-blend")
 
                 report.stage("gate")
                 with emitter.run("prefmix.gate", parent) as gate_run:
-                    gate = gate_batch(config, staged, human.report, judge_human)
+                    gate = gate_batch(config, staged, intake.human.report, judge_human)
                     gate_run.run_facets.update(_test_facet(gate))
                 crash_point("nightly:after-gate")
 
-                report.stage("quarantine" if gate.blocks else "publish")
+                report.stage("quarantine" if gate.blocks else f"publish {intake.dataset} v{plan.version}")
                 final_dir = publish_batch(
                     config=config, store=store, batch_id=batch_id, staged=staged, inputs=inputs, synthetic_runs=runs,
-                    blend=blend, annotation=human.report, judge_human=judge_human, gate=gate, flow_run_id=flow_run_id,
-                    emitter=emitter, parent=parent,
+                    blend=blend, annotation=intake.human.report, judge_human=judge_human, gate=gate, flow_run_id=flow_run_id,
+                    emitter=emitter, parent=parent, dataset=describe(config, intake, plan, day, run, changes),
                 )
         report.done()
         return nightly_summary(read_manifest(final_dir), final_dir, recovered, store)

@@ -20,11 +20,14 @@ from prefmix.config import Config
 from prefmix.contract import (
     AnnotationStats,
     BlendResult,
+    Changes,
+    DatasetVersion,
     GateFacts,
     GateResult,
     GenerationRun,
     JudgeHumanAgreement,
     ManifestInput,
+    PoolFile,
     SyntheticRun,
 )
 from prefmix.errors import InfraError, RunAborted, UserError
@@ -58,7 +61,7 @@ def ingest_human(config: Config) -> HumanIngest:
 
 @task(name="generate-synthetic", cache_policy=NO_CACHE, **RETRYABLE)
 def generate_synthetic(config: Config, store: Store, run_id: str, endpoints: dict[str, list[str]],
-                       report: progress.Reporter | None = None) -> GenerationRun:
+                       report: progress.Reporter | None = None, prompts: pl.DataFrame | None = None) -> GenerationRun:
     from prefmix.generators.run import generate
 
     def on_progress(info: dict[str, Any]) -> None:
@@ -69,7 +72,8 @@ def generate_synthetic(config: Config, store: Store, run_id: str, endpoints: dic
                 "requests": info.get("requests_sent", 0), "tok/s": f"{info.get('tokens_per_s', 0.0):.0f}",
             })
 
-    return generate(config, store, run_id, limit=config.generation.limit, teachers=endpoints, on_progress=on_progress)
+    return generate(config, store, run_id, limit=config.generation.limit, teachers=endpoints, on_progress=on_progress,
+                    prompts=prompts)
 
 
 @task(name="calibrate-judge", cache_policy=NO_CACHE, **RETRYABLE)
@@ -89,6 +93,26 @@ def write_human_records(store: Store, run_id: str, records: pl.DataFrame) -> str
     final = path.with_name(f"records-{sha256_file(path)[:16]}.parquet")
     path.rename(final)
     return str(final)
+
+
+@task(name="add-to-pool", cache_policy=NO_CACHE)
+def add_to_pool(config: Config, store: Store, intake: Any, day: str, run: GenerationRun | None) -> list[PoolFile]:
+    """Tonight's vendor deliveries and generation run as pool files (content-addressed: a rerun finds them)."""
+    from prefmix.lineage.night import into_pool
+
+    return into_pool(config, store, intake, day, run)
+
+
+def record_changes(staged: Path, blend: BlendResult, plan: Any) -> Changes:
+    """lineage/changes.parquet of the staged version against its base."""
+    from prefmix.lineage.changes import version_changes, write_changes
+    from prefmix.lineage.manifest import data_paths
+
+    base = plan.base
+    files = [p.relative_to(staged).as_posix() for p in data_paths(staged)]  # the manifest's order (file_no)
+    frame = version_changes(staged, files, base.batch_dir if base else None,
+                            [f.path for f in base.manifest.files] if base else [], plan.reasons)
+    return write_changes(staged, frame)
 
 
 @task(name="blend", cache_policy=NO_CACHE)
@@ -112,7 +136,7 @@ def gate_batch(config: Config, staged: Path, annotation: AnnotationStats, judge_
 def publish_batch(*, config: Config, store: Store, batch_id: str, staged: Path, inputs: list[ManifestInput],
                   synthetic_runs: list[SyntheticRun], blend: BlendResult, annotation: AnnotationStats,
                   judge_human: JudgeHumanAgreement | None, gate: GateResult, flow_run_id: str | None,
-                  emitter: Any = None, parent: Any = None) -> Path:
+                  emitter: Any = None, parent: Any = None, dataset: DatasetVersion | None = None) -> Path:
     """Build the manifest and publish or quarantine the batch, as the gate decided; the gate's Prefect
     artifacts are created afterwards, so their links point at where the report now lives."""
     from prefmix.crash import crash_point
@@ -123,6 +147,7 @@ def publish_batch(*, config: Config, store: Store, batch_id: str, staged: Path, 
     manifest = build_manifest(
         batch_id=batch_id, config=config, batch_dir=staged, inputs=inputs, synthetic_runs=synthetic_runs,
         blend=blend.summary, annotation_stats=annotation, judge_human=judge_human, gate=gate, flow_run_id=flow_run_id,
+        dataset=dataset,
     )
     crash_point("nightly:before-publish")
     final = release(store, manifest, ledger_url=config.lineage.ledger_url, emitter=emitter, parent=parent)

@@ -124,6 +124,36 @@ def impact(store: Store, ref: str, ledger_url: str | None = None) -> dict[str, A
     return {"ref": ref, "batches": hits}
 
 
+def impact_selector(store: Store, kind: str, value: str, dataset: str | None = None, ledger_url: str | None = None) -> dict[str, Any]:
+    """Every version (or batch) holding rows a retraction selector matches, with how many."""
+    ledger = Ledger.for_reading(store, ledger_url)
+    hits = ledger.impact_selector(kind, value, dataset)
+    latest = {name: store.dataset_latest(name) for name in {h["dataset"] for h in hits if h["dataset"]}}
+    for hit in hits:
+        hit["latest"] = hit["dataset"] is not None and latest.get(hit["dataset"]) == hit["version"]
+        if hit["dataset"]:
+            hit["path"] = str(store.version_path(hit["dataset"], hit["version"]))
+    return {"selector": {"kind": kind, "value": value}, "dataset": dataset, "versions": hits}
+
+
+def diff_versions(store: Store, dataset: str, a: str, b: str, ledger_url: str | None = None) -> dict[str, Any]:
+    """Record ids added and removed from version A to B of a dataset, each with its reason (from the ledger)."""
+    from prefmix.lineage.versions import parse_version
+
+    va, vb = parse_version(a), parse_version(b)
+    ledger = Ledger.for_reading(store, ledger_url)
+    found = ledger.diff_versions(dataset, va, vb)
+
+    def by_reason(rows: list[dict[str, Any]]) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for r in rows:
+            out[r["reason"] or "unknown"] = out.get(r["reason"] or "unknown", 0) + 1
+        return dict(sorted(out.items()))
+
+    return {"dataset": dataset, "a": va, "b": vb, "added": found["added"], "removed": found["removed"],
+            "reasons": {"added": by_reason(found["added"]), "removed": by_reason(found["removed"])}}
+
+
 def verify(store: Store, batch_id: str) -> dict[str, Any]:
     """Re-hash every file against the manifest; also catches missing, extra and edited-manifest cases."""
     path = locate(store, batch_id)
@@ -144,6 +174,13 @@ def verify(store: Store, batch_id: str) -> dict[str, Any]:
     for extra in data_files_listing(path):
         if extra not in listed:
             problems.append({"path": extra, "problem": "not in the manifest"})
+    changes = (data.get("dataset") or {}).get("changes") or {}
+    if changes:
+        target = path / changes["path"]
+        if not target.exists():
+            problems.append({"path": changes["path"], "problem": "missing"})
+        elif (actual := sha256_file(target)) != changes["sha256"]:
+            problems.append({"path": changes["path"], "problem": f"sha256 {actual} != manifest {changes['sha256']}"})
     if content_hash(listed_files) != data.get("content_hash"):
         problems.append({"path": "manifest.json", "problem": "content_hash does not match its file list"})
     if data.get("seal") and seal(data) != data["seal"]:

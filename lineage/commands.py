@@ -1,4 +1,5 @@
-"""CLI: `prefmix batches`, `prefmix publish BATCH --override`, `prefmix lineage ...`."""
+"""CLI: `prefmix batches`, `prefmix versions NAME`, `prefmix retract ...`, `prefmix publish BATCH --override`,
+`prefmix lineage ...`."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from prefmix.context import CONFIG_HELP, STORE_HELP
+from prefmix.errors import UserError
 
 
 def common_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,14 +37,39 @@ def trace_arguments(parser: argparse.ArgumentParser) -> None:
     common_arguments(parser)
 
 
+def _selectors(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--delivery", metavar="SHA256", help="rows of one delivery (vendor shard or prompt file), by its sha256")
+    parser.add_argument("--annotator", metavar="ID", help="rows an annotator labeled")
+    parser.add_argument("--vendor", metavar="NAME", help="rows of a labeling vendor")
+    parser.add_argument("--teacher", metavar="NAME", help="synthetic rows a teacher wrote or judged (name or model id)")
+
+
 def impact_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("ref", help="an input's path, sha256 or generation run id")
+    parser.add_argument("ref", nargs="?", help="an input's path, sha256 or generation run id (or use a selector)")
+    _selectors(parser)
+    parser.add_argument("--dataset", help="only versions of this dataset (with a selector)")
     common_arguments(parser)
 
 
 def diff_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("a")
-    parser.add_argument("b")
+    parser.add_argument("names", nargs="+", metavar="NAME vA vB | BATCH_A BATCH_B",
+                        help="a dataset and two of its versions (each added and removed record id with its reason), "
+                             "or two batch ids (rows per source and domain, config and inputs)")
+    common_arguments(parser)
+
+
+def versions_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("dataset", help="dataset name (the config's `dataset:`)")
+    common_arguments(parser)
+
+
+def retract_arguments(parser: argparse.ArgumentParser) -> None:
+    _selectors(parser)
+    parser.add_argument("--reason", required=True, help="why; recorded with the retraction")
+    parser.add_argument("--dataset", help="retract from this dataset only (default: every dataset of the store)")
+    parser.add_argument("--by", help="who decided (default: the current user)")
+    parser.add_argument("--rebuild", action="store_true",
+                        help="publish a corrected version of the dataset at once (needs --dataset, or a store with one dataset)")
     common_arguments(parser)
 
 
@@ -166,10 +193,33 @@ def cmd_trace(args: argparse.Namespace) -> int:
     return 0
 
 
+def _selector(args: argparse.Namespace) -> tuple[str, str] | None:
+    from prefmix.lineage.retract import selector
+
+    given = {k: getattr(args, k, None) for k in ("delivery", "annotator", "vendor", "teacher")}
+    return selector(given) if any(v is not None for v in given.values()) else None
+
+
 def cmd_impact(args: argparse.Namespace) -> int:
-    from prefmix.lineage.audit import impact
+    from prefmix.lineage.audit import impact, impact_selector
 
     store, ledger_url = _context(args)
+    chosen = _selector(args)
+    if chosen is not None and args.ref:
+        raise UserError("lineage impact: give an input REF or a selector (--delivery/--annotator/--vendor/--teacher), not both")
+    if chosen is None and not args.ref:
+        raise UserError("lineage impact: give an input REF (path, sha256, run id) or a selector (--delivery/--annotator/--vendor/--teacher)")
+    if chosen is not None:
+        data = impact_selector(store, chosen[0], chosen[1], args.dataset, ledger_url)
+        if args.json:
+            _print_json(data)
+        elif not data["versions"]:
+            print(f"--{chosen[0]} {chosen[1]}: no indexed version holds its rows")
+        else:
+            _table(["dataset", "version", "batch", "status", "latest", "rows", "path"],
+                   [[v["dataset"] or "-", f"v{v['version']}" if v["version"] else "-", v["batch_id"], v["status"],
+                     "*" if v["latest"] else "", v["rows"], v.get("path", v["location"])] for v in data["versions"]])
+        return 0
     data = impact(store, args.ref, ledger_url)
     if args.json:
         _print_json(data)
@@ -185,14 +235,28 @@ def cmd_impact(args: argparse.Namespace) -> int:
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
-    from prefmix.lineage.audit import diff
+    from prefmix.lineage.audit import diff, diff_versions
 
-    store, _ = _context(args)
-    data = diff(store, args.a, args.b)
+    store, ledger_url = _context(args)
+    if len(args.names) == 3:
+        data = diff_versions(store, *args.names, ledger_url=ledger_url)
+        if args.json:
+            _print_json(data)
+            return 0
+        print(f"{data['dataset']} v{data['a']} -> v{data['b']}: {len(data['added'])} added, {len(data['removed'])} removed")
+        for label in ("added", "removed"):
+            print(f"{label} by reason: " + (", ".join(f"{k} {v}" for k, v in data["reasons"][label].items()) or "none"))
+            for r in data[label]:
+                print(f"  {label[0]} {r['record_id']}  {r['source']:<9} {r['domain'] or '':<10} {r['reason']}")
+        return 0
+    if len(args.names) != 2:
+        raise UserError("lineage diff: expected NAME vA vB (a dataset's versions) or BATCH_A BATCH_B")
+    a, b = args.names
+    data = diff(store, a, b)
     if args.json:
         _print_json(data)
         return 0
-    print(f"{args.a} -> {args.b}: {data['rows']['a']} -> {data['rows']['b']} rows ({data['rows']['kept']} kept)")
+    print(f"{a} -> {b}: {data['rows']['a']} -> {data['rows']['b']} rows ({data['rows']['kept']} kept)")
     for label in ("added", "removed"):
         print(f"rows {label}")
         for r in data[label] or [{"source": "-", "domain": "-", "rows": 0}]:
@@ -204,6 +268,62 @@ def cmd_diff(args: argparse.Namespace) -> int:
         print(label.replace("_", " "))
         for i in data[label]:
             print(f"  {i['role']:<18} {i['path'] or i['run_id']} {(i['sha256'] or '')[:16]}")
+    return 0
+
+
+def cmd_versions(args: argparse.Namespace) -> int:
+    from prefmix.lineage.versions import listing
+
+    store, ledger_url = _context(args)
+    rows = listing(store, args.dataset, ledger_url)
+    if args.json:
+        _print_json(rows)
+        return 0
+    _table(["version", "latest", "day", "rows", "new deliveries", "batch", "status", "path"],
+           [[f"v{r['version']}", "*" if r["latest"] else "", r["day"], r["rows"], r["deliveries"], r["batch_id"], r["status"],
+             r["path"]] for r in rows])
+    return 0
+
+
+def cmd_retract(args: argparse.Namespace) -> int:
+    from prefmix.lineage.retract import record
+
+    store, ledger_url = _context(args)
+    chosen = _selector(args)
+    if chosen is None:
+        raise UserError("retract: expected exactly one selector: --delivery SHA256 | --annotator ID | --vendor NAME | --teacher NAME")
+    store.require()
+    dataset = args.dataset
+    if args.rebuild and dataset is None:
+        names = store.dataset_names()
+        if len(names) != 1:
+            raise UserError(f"retract --rebuild: name the dataset to rebuild with --dataset (datasets here: {', '.join(names) or 'none'})")
+        dataset = names[0]
+    with store.lock("prefmix retract"):
+        from prefmix.lineage.publish import recover
+
+        recover(store, ledger_url)
+        retraction, rows = record(store, ledger_url, chosen[0], chosen[1], args.reason, dataset=args.dataset, by=args.by)  # type: ignore[arg-type]
+        result: dict[str, Any] = {"retraction": retraction.model_dump(mode="json"), "rows_matched": rows}
+        if args.rebuild:
+            from prefmix.contract import PUBLISHED
+            from prefmix.lineage.rebuild import rebuild
+
+            manifest, path = rebuild(store, dataset, ledger_url)
+            info = manifest.dataset
+            result["rebuilt"] = {"dataset": dataset, "version": info.version if info and manifest.status in PUBLISHED else None,
+                                 "batch_id": manifest.batch_id, "status": manifest.status, "path": str(path),
+                                 "retracted_rows": info.retracted_rows if info else 0}
+    if args.json:
+        _print_json(result)
+    else:
+        print(f"retraction {retraction.retraction_id}: --{retraction.kind} {retraction.value} ({rows} rows in indexed versions)")
+        if "rebuilt" in result:
+            r = result["rebuilt"]
+            print(f"rebuilt {r['dataset']}: batch {r['batch_id']} {r['status']}" + (f" as v{r['version']}" if r["version"] else "")
+                  + f", {r['retracted_rows']} retracted rows left out")
+        else:
+            print("the next nightly run leaves these rows out (or rerun with --rebuild to publish a corrected version now)")
     return 0
 
 

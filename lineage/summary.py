@@ -1,4 +1,5 @@
-"""The nightly run's summary, read from the batch's final manifest (the one place it is built)."""
+"""The nightly run's summary, read from the batch's final manifest (the one place it is built): the version
+published, and what intake, generation and retraction did that night."""
 
 from __future__ import annotations
 
@@ -10,8 +11,19 @@ from prefmix.store import Store
 
 def nightly_summary(manifest: Manifest, batch_dir: Path, recovered: RecoverReport, store: Store,
                     already_finished: bool = False) -> NightlySummary:
+    from prefmix.contract import PUBLISHED
+
     gate = manifest.gate
     report = gate.report.resolved(batch_dir).model_dump() if gate else {}
+    info = manifest.dataset
+    counts = {}
+    if info is not None:
+        counts = {
+            "dataset": info.name, "version": info.version if manifest.status in PUBLISHED else None,
+            "new_deliveries": len(info.new_deliveries), "skipped_deliveries": len(info.skipped_deliveries),
+            "new_prompts": info.new_prompts, "generated_prompts": info.generated_prompts, "requests": info.requests,
+            "retracted_rows": info.retracted_rows,
+        }
     return NightlySummary(
         batch_id=manifest.batch_id,
         status=manifest.status,
@@ -29,4 +41,5 @@ def nightly_summary(manifest: Manifest, batch_dir: Path, recovered: RecoverRepor
         recovered=recovered,
         store=str(store.root),
         already_finished=already_finished,
+        **counts,
     )
