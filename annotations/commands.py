@@ -66,7 +66,9 @@ def report(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UserError(f"{out}: --out must be a folder, found a file")
-    config = load(args.config) if args.config else Config()
+    from prefmix.intake import concrete
+
+    config = concrete(load(args.config)) if args.config else Config()  # landing zones as the files in them now
     result = ingest_shards(_shards(args, config), config.domains, config.human.aggregation)
     chart = plot_accuracy(result.stats, out)
     if args.json:

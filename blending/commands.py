@@ -36,7 +36,9 @@ def blend(args: argparse.Namespace) -> int:
     from prefmix.errors import ConfigError
     from prefmix.store import Store, check_batch_id
 
-    config = load(args.config, args.set)
+    from prefmix.intake import concrete
+
+    config = concrete(load(args.config, args.set))  # landing zones as the files in them now
     batch_id = args.batch_id or datetime.now(timezone.utc).strftime("blend-%Y%m%dT%H%M%SZ")
     human = args.human
     if human is None:

@@ -25,7 +25,9 @@ __all__ = ["AdhocBlendSummary", "blend", "configure"]
 def configure(config_path: str, overrides: list[str] | None, ratios: dict[str, float] | None) -> Config:
     """Config file + overrides; `ratios` replaces blend.ratios (validated like the file's)."""
     extra = [f"blend.ratios={json.dumps(ratios)}"] if ratios else []
-    return load(config_path, [*(overrides or []), *extra])
+    from prefmix.intake import concrete
+
+    return concrete(load(config_path, [*(overrides or []), *extra]))  # landing zones as the files in them now
 
 
 def _flow_run_name() -> str:

@@ -63,7 +63,9 @@ def configure(config_path: str, overrides: list[str] | None, limit: int | None, 
     from prefmix.generators.durable import check_run_id
     from prefmix.generators.launch import check_launch
 
-    config = load(config_path, overrides or [])
+    from prefmix.intake import concrete
+
+    config = concrete(load(config_path, overrides or []))  # landing zones as the files in them now
     if teacher is not None:
         names = [t.name for t in config.teachers]
         if teacher not in names:
