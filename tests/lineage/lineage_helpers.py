@@ -31,7 +31,8 @@ from prefmix.contract import (
 from prefmix.store import Store
 from tests.support.records import make_records
 
-__all__ = ["blend_function", "build_batch", "gate_result", "make_records", "publish_batch", "synthetic_run"]
+__all__ = ["blend_function", "build_batch", "gate_result", "make_records", "pool_file", "publish_batch", "publish_version",
+           "synthetic_run"]
 
 
 def blend_function() -> Callable[..., Any]:
@@ -102,3 +103,49 @@ def build_batch(
 def publish_batch(store: Store, config: Config, batch_id: str, human: list[Path], synthetic: list[Path], **kw: Any) -> Path:
     """Build a batch and publish it, or quarantine it when its gate fails (as the nightly flow does)."""
     return release(store, build_batch(store, config, batch_id, human, synthetic, **kw), ledger_url=config.lineage.ledger_url)
+
+
+def pool_file(path: Path, source: str, day: str, run_id: str | None = None, fingerprint: str | None = None) -> "PoolFile":
+    """A record file (from make_records) as a dataset's pool file: one delivery, its rows' origin."""
+    import polars as pl
+
+    from prefmix.contract import PoolFile, PromptRange
+
+    frame = pl.read_parquet(path)
+    sha = frame["origin_sha256"][0]
+    coverage = [PromptRange(sha256=sha, start=0, stop=frame.height)] if source == "synthetic" else []
+    from prefmix.store import sha256_file
+
+    return PoolFile(path=str(path), sha256=sha256_file(path), source=source, rows=frame.height, day=day, deliveries=[sha],
+                    vendor=None if source == "synthetic" else frame["annotation"].struct.field("vendor")[0], run_id=run_id,
+                    fingerprint=fingerprint, teachers=["tiny"] if source == "synthetic" else [], coverage=coverage)
+
+
+def publish_version(store: Store, config: Config, dataset: str, day: str, new: list[Any], *, ledger_url: str | None = None,
+                    rules: list[Any] = (), passed: bool = True) -> Path:  # type: ignore[assignment]
+    """The next version of `dataset` from its pool plus `new` pool files, through lineage's own steps (version plan,
+    blend, changes, manifest with its dataset section, the one publication protocol)."""
+    from prefmix.contract import DatasetVersion, Delivery
+    from prefmix.lineage.changes import version_changes, write_changes
+    from prefmix.lineage.manifest import data_paths
+    from prefmix.lineage.versions import base_of, plan_version
+
+    base = base_of(store, dataset)
+    new_shas = {sha for f in new for sha in f.deliveries}
+    plan = plan_version(store, dataset, day, base, new, fingerprint="f" * 64, window_days=None, rules=list(rules),
+                        new_deliveries=new_shas)
+    batch_id = f"{dataset}-{day}"
+    staged = stage_dir(store, batch_id)
+    result = real_blend(config, plan.human_files, plan.synthetic_files, staged, batch_id)
+    files = [p.relative_to(staged).as_posix() for p in data_paths(staged)]
+    changes = write_changes(staged, version_changes(staged, files, base.batch_dir if base else None,
+                                                    [f.path for f in base.manifest.files] if base else [], plan.reasons))
+    deliveries = [Delivery(kind="human_shard" if f.source == "human" else "prompts", path=f"/landing/{f.deliveries[0][:8]}.parquet",
+                           sha256=f.deliveries[0], bytes=1, status="new", rows=f.rows, vendor=f.vendor) for f in new]
+    section = DatasetVersion(name=dataset, version=plan.version, base_version=base.version if base else None, day=day,
+                             fingerprint="f" * 64, deliveries=deliveries, pool=plan.pool, retractions=plan.retractions,
+                             excluded=plan.excluded, retracted_rows=plan.retracted_rows, changes=changes)
+    manifest = build_manifest(batch_id=batch_id, config=config, batch_dir=staged, inputs=plan.inputs, synthetic_runs=[],
+                              blend=result.summary, annotation_stats=None, judge_human=None, gate=gate_result(passed, staged),
+                              flow_run_id=None, dataset=section)
+    return release(store, manifest, ledger_url=ledger_url)
