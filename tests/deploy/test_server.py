@@ -142,7 +142,7 @@ def test_adhoc_blend_with_ratios_stages_a_batch(deployed: Deployed) -> None:
 
 
 def test_two_nightly_runs_at_once_run_one_after_the_other(deployed: Deployed) -> None:
-    from prefmix.flows.deploy_commands import trigger
+    from prefmix.flows.commands import start_deployment as trigger
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     with temporary_settings(updates={PREFECT_API_URL: deployed.server.url}):

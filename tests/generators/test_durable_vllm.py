@@ -38,7 +38,7 @@ def test_faults_on_a_fifth_of_requests_still_complete_and_reconcile(vllm_teacher
         cfg = config(tmp_path, proxy.base_url, 40, retry={"max_attempts": 6, "base_delay_s": 0.05, "max_delay_s": 0.5})
         cfg.teachers[0].timeout_s = 2
         run = generate(cfg, Store.at(cfg.store), "faulty")
-    s = run.summary
+    s = run.summary.model_dump()
     assert set(proxy.injected) == set(KINDS) and sum(proxy.injected.values()) == proxy.posts // 5
     assert s["prompts_in"] == 40 == s["records"] + sum(s["rejections"].values())
     rows = accounted(Path(run.run_dir))
@@ -144,7 +144,7 @@ def test_chunk_api_plan_run_finalize(vllm_teacher, tmp_path: Path) -> None:
     again = run_chunk(cfg, store, "ch", chunks[0])
     assert again.skipped and again.records == results[-1].records
     run = finalize_run(cfg, store, "ch")
-    assert run.summary["prompts_in"] == 20 == run.summary["records"] + sum(run.summary["rejections"].values())
+    assert run.summary.prompts_in == 20 == run.summary.records + sum(run.summary.rejections.values())
     assert run.record_files == [r.records_file for r in reversed(results)]
     # a chunk planned from other prompts is refused rather than written under the wrong key
     stale = chunks[1].model_copy(update={"key": "0" * 64})

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.vllm
 
 def check_run(run: GenerationRun, cfg, strategy: str) -> pl.DataFrame:
     """Everything a finished run must satisfy, whatever the strategy."""
-    s = run.summary
+    s = run.summary.model_dump()
     assert s["prompts_in"] == s["records"] + sum(s["rejections"].values())
     assert set(s["rejections"]) <= set(REASONS)
     for f in run.record_files:
@@ -45,7 +45,7 @@ def check_run(run: GenerationRun, cfg, strategy: str) -> pl.DataFrame:
         g = row["generation"]
         assert g["strategy"] == strategy and g["run_id"] == run.run_id and g["teacher"] == "tiny"
         assert g["teacher_models"] == ["tiny-teacher", "tiny-teacher"] and g["judge"] == "tiny"
-        assert g["template_id"] == run.lineage["template"]["id"] and len(g["template_sha256"]) == 64
+        assert g["template_id"] == run.lineage.template.id and len(g["template_sha256"]) == 64
         assert json.loads(g["sampling"])["max_tokens"] == 16
         assert g["prompt_tokens"] > 0 and g["completion_tokens"] > 0
         assert g["vllm_version"] and g["vllm_version"] != "unknown"
@@ -60,9 +60,9 @@ def test_pointwise(vllm_teacher, tmp_path: Path) -> None:
     assert records.height > 0
     assert (records["chosen_score"] - records["rejected_score"] >= 1.0).all()
     assert records["chosen_score"].is_between(1, 10).all() and records["rejected_score"].is_between(1, 10).all()
-    assert run.summary["requests_sent"] >= 24 * 2  # two answers per prompt, then the judge
-    assert run.lineage["judge"] == {"name": "tiny", "model": "tiny-teacher", "revision": None}
-    assert run.lineage["constitution"] is None and run.lineage["vllm_version"] == vllm_teacher.vllm_version
+    assert run.summary.requests_sent >= 24 * 2  # two answers per prompt, then the judge
+    assert run.lineage.judge.model_dump() == {"name": "tiny", "model": "tiny-teacher", "revision": None}
+    assert run.lineage.constitution is None and run.lineage.vllm_version == vllm_teacher.vllm_version
 
 
 def test_pairwise(vllm_teacher, tmp_path: Path) -> None:
@@ -71,7 +71,7 @@ def test_pairwise(vllm_teacher, tmp_path: Path) -> None:
     run = generate(cfg, Store.at(cfg.store), "pair")
     records = check_run(run, cfg, "pairwise")
     assert records.height > 0
-    assert run.summary["rejections"].get("judge_inconsistent", 0) > 0
+    assert run.summary.rejections.get("judge_inconsistent", 0) > 0
     assert records["chosen_score"].is_null().all()
 
 
@@ -82,7 +82,7 @@ def test_constitutional(vllm_teacher, tmp_path: Path) -> None:
     assert records.height > 0
     gen = records["generation"].struct.unnest()
     assert gen["constitution_id"].unique().to_list() == ["prefmix-default@1"]
-    assert run.lineage["constitution"]["id"] == "prefmix-default@1"
+    assert run.lineage.constitution.id == "prefmix-default@1"
     principles = gen["principle_id"].to_list()
     assert None not in principles and len(set(principles)) > 1
     # the draw is seeded per prompt: a second run draws the same principle for each prompt
@@ -98,8 +98,8 @@ def test_multiple_teachers_and_samples(vllm_teacher, tmp_path: Path) -> None:
     run = generate(cfg, Store.at(cfg.store), "multi")
     check_run_teachers = pl.read_parquet(run.record_files)["generation"].struct.field("teacher").unique().to_list()
     assert set(check_run_teachers) <= {"tiny", "tiny-b"}
-    assert run.summary["requests_sent"] >= 10 * 4
-    assert [t["name"] for t in run.lineage["teachers"]] == ["tiny", "tiny-b"]
+    assert run.summary.requests_sent >= 10 * 4
+    assert [t.name for t in run.lineage.teachers] == ["tiny", "tiny-b"]
 
 
 def test_resume_of_a_finished_run_sends_nothing(vllm_teacher, tmp_path: Path) -> None:
@@ -107,7 +107,7 @@ def test_resume_of_a_finished_run_sends_nothing(vllm_teacher, tmp_path: Path) ->
     first = generate(cfg, Store.at(cfg.store), "r")
     before = {f: Path(f).read_bytes() for f in first.record_files}
     second = generate(cfg, Store.at(cfg.store), "r")
-    assert second.summary == first.summary | {"elapsed_s": second.summary["elapsed_s"]}
+    assert second.summary.model_dump() == first.summary.model_dump() | {"elapsed_s": second.summary.elapsed_s}
     assert {f: Path(f).read_bytes() for f in second.record_files} == before
 
 
@@ -138,4 +138,4 @@ def test_over_length_prompts_are_rejected_with_reason(vllm_teacher, tmp_path: Pa
     assert rej.filter(pl.col("origin_row") >= 1)["reason"].to_list() == ["over_length", "over_length"]
     details = rej.filter(pl.col("origin_row") >= 1)["detail"].to_list()
     assert "maximum context length" in details[0] and "max_prompt_chars=5000" in details[1]
-    assert run.summary["prompts_in"] == 3 == run.summary["records"] + sum(run.summary["rejections"].values())
+    assert run.summary.prompts_in == 3 == run.summary.records + sum(run.summary.rejections.values())

@@ -20,7 +20,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -29,6 +28,8 @@ from pathlib import Path
 from types import TracebackType
 
 import httpx
+
+from tests.support.processes import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_BIN = REPO / ".venv-labelstudio" / "bin" / "label-studio"
@@ -39,12 +40,6 @@ ADMIN_TOKEN = "prefmix0test0admin0token0000000000000000"  # legacy token (40 cha
 
 def label_studio_bin() -> Path:
     return Path(os.environ.get("PREFMIX_LABEL_STUDIO", DEFAULT_BIN))
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 def _version(binary: Path) -> str:

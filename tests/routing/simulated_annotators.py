@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import httpx
-
 from prefmix.routing.label_studio import FROM_NAME, LEFT, RIGHT, pairwise_result
 from prefmix.routing.queue import Queue
 

@@ -10,15 +10,20 @@ from typing import Any
 
 import polars as pl
 import pytest
-
 from prefmix.annotations.aggregate import aggregate
 from prefmix.annotations.ingest import ingest_shards
 from prefmix.annotations.readers import read_shard
-from prefmix.config import Aggregation, HumanShard
 from prefmix.routing import label_studio as ls_mod
 from prefmix.routing.queue import shown_order
+
+from prefmix.config import Aggregation, HumanShard
 from tests.routing.routing_queue_helpers import DOMAINS, build_queue
-from tests.routing.simulated_annotators import Act, Persona, SimulatedAnnotator, run_annotators
+from tests.routing.simulated_annotators import (
+    Act,
+    Persona,
+    SimulatedAnnotator,
+    run_annotators,
+)
 
 pytestmark = pytest.mark.labelstudio
 

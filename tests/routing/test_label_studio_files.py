@@ -10,13 +10,13 @@ from typing import Any
 
 import polars as pl
 import pytest
-from pydantic import ValidationError
-
 from prefmix.annotations.aggregate import aggregate
 from prefmix.annotations.readers import read_shard
-from prefmix.config import Aggregation, HumanShard
 from prefmix.routing import label_studio as ls_mod
 from prefmix.routing.queue import Queue, QueueItem, from_shown, shown_order, to_shown
+from pydantic import ValidationError
+
+from prefmix.config import Aggregation, HumanShard
 from tests.routing.conftest import need
 from tests.routing.routing_queue_helpers import DOMAINS, JUDGE, build_queue
 

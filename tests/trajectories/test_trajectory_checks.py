@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import polars as pl
-
-from prefmix.trajectories.checks import tool_output_in_completion, unlinked_tool_messages
+from prefmix.trajectories.checks import (
+    tool_output_in_completion,
+    unlinked_tool_messages,
+)
 from prefmix.trajectories.derive import derive
 from prefmix.trajectories.readers import read_trajectories
 
-from .traj_helpers import DATA
+from tests.trajectories.traj_helpers import DATA
 
 
 def _rows(mode: str) -> pl.DataFrame:

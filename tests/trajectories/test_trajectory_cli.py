@@ -9,8 +9,7 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from prefmix.records import SCHEMA, STEP_LABEL_SCHEMA
-
-from .traj_helpers import DATA, run_cli
+from tests.trajectories.traj_helpers import DATA, run_cli
 
 
 def test_orphan_observation_fails_with_one_line_and_exit_2() -> None:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prefmix.records import KTO_SCHEMA, kto_to_arrow, record_id
 from prefmix.trajectories.derive import derive
 from prefmix.trajectories.readers import read_trajectories
 
-from .traj_helpers import DATA, agent, base, chat_run, write_jsonl
+from prefmix.records import KTO_SCHEMA, kto_to_arrow, record_id
+from tests.trajectories.traj_helpers import DATA, agent, base, chat_run, write_jsonl
 
 
 def test_label_is_resolved_and_the_completion_ends_on_an_agent_turn() -> None:

@@ -7,16 +7,15 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-
 from prefmix.annotations import agreement
-from prefmix.errors import InputError
-from prefmix.records import STEP_LABEL_SCHEMA, step_labels_to_arrow
 from prefmix.trajectories.config import MonteCarlo, Reviews, Rules
 from prefmix.trajectories.derive import derive
 from prefmix.trajectories.readers import read_trajectories
 from prefmix.trajectories.reviews import read_reviews
 
-from .traj_helpers import DATA, agent, base, chat_run, write_jsonl
+from prefmix.errors import InputError
+from prefmix.records import STEP_LABEL_SCHEMA, step_labels_to_arrow
+from tests.trajectories.traj_helpers import DATA, agent, base, chat_run, write_jsonl
 
 AGENT_STEPS = 6  # steps 3..8 of every run below (1 system, 2 user)
 

@@ -6,14 +6,13 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-
-from prefmix.records import SCHEMA, record_id, to_arrow
 from prefmix.trajectories.config import Rules
 from prefmix.trajectories.derive import derive
 from prefmix.trajectories.readers import read_trajectories
 from prefmix.trajectories.render import render_messages
 
-from .traj_helpers import DATA, agent, base, chat_run, write_jsonl
+from prefmix.records import SCHEMA, record_id, to_arrow
+from tests.trajectories.traj_helpers import DATA, agent, base, chat_run, write_jsonl
 
 
 def _derive(tmp_path: Path, lines: list[dict], mode: str = "trajectory", rules: Rules | None = None, name: str = "runs.jsonl"):

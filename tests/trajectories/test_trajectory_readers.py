@@ -7,13 +7,16 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-
-from prefmix.errors import InputError
-from prefmix.records import TRAJECTORY_SCHEMA, trajectories_to_arrow, trajectory_content_ids
 from prefmix.trajectories.atif import write_atif
 from prefmix.trajectories.readers import read_trajectories
 
-from .traj_helpers import DATA, agent, base, chat_run, write_jsonl
+from prefmix.errors import InputError
+from prefmix.records import (
+    TRAJECTORY_SCHEMA,
+    trajectories_to_arrow,
+    trajectory_content_ids,
+)
+from tests.trajectories.traj_helpers import DATA, agent, base, chat_run, write_jsonl
 
 ORIGIN = ["origin_uri", "origin_sha256"]
 

@@ -5,12 +5,17 @@ from __future__ import annotations
 import json
 
 import polars as pl
-
-from prefmix.records import ENV_FIELDS, TRAJECTORY_SCHEMA, env_key, trajectories_to_arrow, trajectory_content_ids
 from prefmix.trajectories.readers import read_trajectories
 from prefmix.trajectories.render import render_messages
 
-from .traj_helpers import DATA
+from prefmix.records import (
+    ENV_FIELDS,
+    TRAJECTORY_SCHEMA,
+    env_key,
+    trajectories_to_arrow,
+    trajectory_content_ids,
+)
+from tests.trajectories.traj_helpers import DATA
 
 
 def test_env_key_is_canonical_json_of_all_five_fields() -> None:
@@ -40,8 +45,9 @@ def test_rendering_of_a_concatenation_is_the_concatenation_of_renderings() -> No
 
 
 def test_vectorised_normalization_matches_normalize_text() -> None:
-    from prefmix.records import normalize_text
     from prefmix.trajectories.render import normalized_series
+
+    from prefmix.records import normalize_text
 
     texts = ["plain", "  lead and trail  ", "tab\there", "new\nline\r\n", "two  spaces", "Cafe\u0301 au lait", "caf\u00e9",
              "nbsp\u00a0and\u2003em", "", "\u3000wide\u3000", "mixed \t\n runs   here"]

@@ -5,13 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from prefmix.records import SCHEMA, record_id, to_arrow
 from prefmix.trajectories.derive import derive
 from prefmix.trajectories.readers import read_trajectories
 from prefmix.trajectories.render import render_messages
 
-from .traj_helpers import DATA, Step, agent, base, chat_run, messages, write_jsonl
+from prefmix.records import SCHEMA, record_id, to_arrow
+from tests.trajectories.traj_helpers import (
+    DATA,
+    Step,
+    agent,
+    base,
+    chat_run,
+    messages,
+    write_jsonl,
+)
 
 SHARED: list[Step] = base("T1") + [
     agent("List the files.", ("c1", "bash", '{"cmd": "ls"}'), "count.py test_count.py"),

@@ -16,7 +16,8 @@ Step = tuple[Any, ...]
 REPO = Path(__file__).resolve().parents[2]
 DATA = REPO / "tests" / "data" / "trajectories"
 
-from tests.support.cli import PREFMIX
+from tests.support import REPO
+from tests.support.cli import prefmix
 
 
 def agent(text: str, call: tuple[str, str, str] | None = None, result: str | None = None) -> Step:
@@ -69,6 +70,4 @@ def base(task: str = "T1") -> list[Step]:
 
 def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     """`prefmix trajectories pairs ...` in a subprocess, exactly as a user runs it."""
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    return subprocess.run([*PREFMIX, "trajectories", "pairs", *args], capture_output=True, text=True, cwd=cwd, env=env,
-                          timeout=120, check=False)
+    return prefmix("trajectories", "pairs", *args, cwd=cwd or REPO, env={**os.environ, "PYTHONWARNINGS": "ignore"}, timeout=120)
