@@ -7,7 +7,8 @@ why each row came or went:
     added    new_delivery  its delivery (vendor shard, or prompt file of a synthetic pair) arrived tonight
              regenerated   a synthetic pair of an older prompt, made tonight (new fingerprint, --regenerate)
              quota_change  it was in the pool before and the mix took it now
-    removed  retraction:<id>, window, superseded (its pairs were remade), quota_change (the mix left it out)
+    removed  retraction:<id>, window, superseded (its pairs were remade), duplicate_prompt (the mix kept another
+             pair of the same prompt: dedup prefers human, then one per prompt), quota_change (the mix left it out)
 """
 
 from __future__ import annotations
@@ -46,13 +47,18 @@ def keys(batch_dir: Path, paths: list[str]) -> pl.DataFrame:
             gen.struct.field("run_id").alias("run_id"), gen.struct.field("fingerprint").alias("fingerprint"),
             gen.struct.field("teacher").alias("teacher"), gen.struct.field("judge").alias("judge"),
             ann.struct.field("vendor").alias("vendor"), gen.struct.field("teacher_models").alias("models"),
-            ann.struct.field("annotator_ids").alias("annotator_ids"),
+            ann.struct.field("annotator_ids").alias("annotator_ids"), _normalized(pl.col("prompt")).alias("prompt_norm"),
             pl.lit(file_no, pl.Int64).alias("file_no"), pl.int_range(pl.len(), dtype=pl.Int64).alias("file_row"),
         ).collect()
         for file_no, path in enumerate(paths)
     ]
-    empty = pl.DataFrame(schema={k: v for k, v in CHANGE_SCHEMA.items() if k not in ("change", "reason")})
+    empty = pl.DataFrame(schema={**{k: v for k, v in CHANGE_SCHEMA.items() if k not in ("change", "reason")}, "prompt_norm": pl.String})
     return pl.concat(frames, how="vertical_relaxed") if frames else empty
+
+
+def _normalized(text: pl.Expr) -> pl.Expr:
+    """Whitespace-collapsed prompt text: enough to see that the mix kept another pair of the same prompt."""
+    return text.str.replace_all(r"\s+", " ").str.strip_chars()
 
 
 def _framed(frame: pl.DataFrame, change: str) -> pl.DataFrame:
@@ -90,7 +96,9 @@ def version_changes(staged: Path, paths: list[str], base: Path | None, base_path
     removed = (
         removed.join(by_delivery, on="origin_sha256", how="left").join(by_run, on="run_id", how="left")
         .with_columns(pl.coalesce("row_reason", pl.when(pl.col("run_id").is_null()).then(pl.col("delivery_reason")),
-                                  "run_reason", pl.lit("quota_change")).alias("reason"))
+                                  "run_reason",
+                                  pl.when(pl.col("prompt_norm").is_in(new["prompt_norm"].unique().to_list())).then(pl.lit("duplicate_prompt")),
+                                  pl.lit("quota_change")).alias("reason"))
     )
     return pl.concat([_framed(added, "added"), _framed(removed, "removed")], how="vertical")
 
