@@ -52,12 +52,13 @@ def blend(config: Config, human: list[str | Path], synthetic: list[str | Path], 
     # each step replaces the frame it came from, so at most two key frames are alive at once
     keys, excluded = eligible(keys, settings, domains)
     keys, removed = dedup(keys, settings.dedup.prompts)
-    # the split needs only the prompt key's first word; drop what later steps never read
-    keys = with_cell(keys, bool(settings.teacher_shares)).with_columns(eval=eval_expr(settings.eval_fraction))
-    keys = keys.drop("rid_hi", "pk_hi", "pk_lo")
+    # the split needs only the split key's first word; drop what later steps never read
+    kinds_split = {source: source in settings.kind_shares for source in SOURCES}
+    keys = with_cell(keys, bool(settings.teacher_shares), kinds_split).with_columns(eval=eval_expr(settings.eval_fraction))
+    keys = keys.drop("rid_hi", "pk_hi", "pk_lo", "sk_hi")
 
     per_cell = available(keys)
-    avail = {d: {s: sum(n for (cd, cs, _), n in per_cell.items() if cd == d and cs == s) for s in SOURCES} for d in domains}
+    avail = {d: {s: sum(n for (cd, cs, _, _), n in per_cell.items() if cd == d and cs == s) for s in SOURCES} for d in domains}
     quotas = plan(settings, domains, avail)
     wanted = cells(quotas)
     raise_shortfalls(shortfalls(wanted, per_cell, settings), settings)
@@ -73,6 +74,9 @@ def blend(config: Config, human: list[str | Path], synthetic: list[str | Path], 
     achieved = _nested(chosen.group_by("domain", "source").agg(pl.col("copies").sum()), "domain", "source", "copies", domains, list(SOURCES))
     extra = chosen.with_columns(extra=pl.col("copies") - 1).group_by("domain", "source").agg(pl.col("extra").sum())
     synth = chosen.filter(pl.col("synthetic")).group_by("domain", "teacher").agg(pl.col("copies").sum())
+    source_kind = pl.format("{}/{}", pl.col("source"), pl.col("kind").cast(pl.String)).alias("source_kind")
+    by_kind = chosen.group_by("domain", source_kind).agg(pl.col("copies").sum())
+    kind_quotas = {d: {f"{s}/{k}": q for s, per in by_source.items() for k, q in per.items()} for d, by_source in quotas.kinds.items()}
     summary = BlendSummary.model_validate({
         "batch_id": batch_id,
         "ratio_semantics": "a ratio is a share of output rows",
@@ -86,6 +90,10 @@ def blend(config: Config, human: list[str | Path], synthetic: list[str | Path], 
             "requested": quotas.teachers,
             "achieved": _nested(synth, "domain", "teacher", "copies", domains, []),
         },
+        "by_kind": {
+            "requested": kind_quotas,
+            "achieved": _nested(by_kind, "domain", "source_kind", "copies", domains, []),
+        },
         "upsampled": _nested(extra, "domain", "source", "extra", domains, list(SOURCES)),
         "dedup": removed,
         "excluded": excluded,
@@ -93,7 +101,8 @@ def blend(config: Config, human: list[str | Path], synthetic: list[str | Path], 
         "not_sampled": kept - chosen.height,
         "selected_unique": chosen.height,
         "splits": {"train": rows - eval_rows, "eval": eval_rows},
-        "split_rule": f"eval if int(prompt_key[:16], 16) < {threshold(settings.eval_fraction)}",
+        "split_rule": f"eval if int(split_key[:16], 16) < {threshold(settings.eval_fraction)}, split_key = "
+                      "sha256(task_group) for agent rows, else the prompt key",
         "files": files,
     })
     out_dir = Path(out_dir)

@@ -6,7 +6,7 @@ from typing import Any
 
 import polars as pl
 
-from prefmix.records import SOURCES
+from prefmix.records import KINDS, SOURCES
 
 # Who wins a collision: human before synthetic, then the row the seeded sample would take first,
 # then input order (only reached by exact copies of one record).
@@ -34,11 +34,20 @@ def _drop_duplicates(keys: pl.DataFrame, by: list[str]) -> tuple[pl.DataFrame, d
 
 
 def dedup(keys: pl.DataFrame, prompts: bool) -> tuple[pl.DataFrame, dict[str, Any]]:
-    """Keep one row per record_id and (if `prompts`) one per normalized prompt; count what went and why."""
+    """Keep one row per record_id and (if `prompts`) one per normalized prompt; count what went and why.
+
+    Prompt dedup applies to single-turn rows: the pairs of one agent task share their prompt (the task) by
+    design, so trajectory and step pairs are deduplicated by record_id only."""
     kept, by_id = _drop_duplicates(keys, ["rid_hi", "rid_lo"])
     by_prompt = {"removed": 0, "within_source": 0, "cross_source": 0, "human": 0, "synthetic": 0}
     if prompts:
-        kept, by_prompt = _drop_duplicates(kept, ["pk_hi", "pk_lo"])
+        single = pl.col("kind") == KINDS[0]
+        kept = kept.with_columns(
+            _dk_hi=pl.when(single).then(pl.col("pk_hi")).otherwise(pl.col("rid_hi")),
+            _dk_lo=pl.when(single).then(pl.col("pk_lo")).otherwise(pl.col("rid_lo")),
+        )
+        kept, by_prompt = _drop_duplicates(kept, ["_dk_hi", "_dk_lo"])
+        kept = kept.drop("_dk_hi", "_dk_lo")
     summary: dict[str, Any] = {
         "exact_record_id": by_id["removed"],
         "duplicate_prompt": by_prompt["removed"],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import polars as pl
 
 from prefmix.config import Blend
+from prefmix.records import KINDS
 
 from prefmix.blending.quotas import ratios
 
@@ -15,17 +16,25 @@ def eligible(keys: pl.DataFrame, blend: Blend, domains: list[str]) -> tuple[pl.D
     zero_synthetic = [d for d in domains if ratios(blend, d)["synthetic"] == 0]
     ratio_zero = pl.when(pl.col("synthetic")).then(pl.col("domain").is_in(zero_synthetic)).otherwise(pl.col("domain").is_in(zero_human))
     teachers = sorted(t for t, share in blend.teacher_shares.items() if share > 0)
+    wanted_kinds = {source: sorted(k for k, share in shares.items() if share > 0) for source, shares in blend.kind_shares.items()}
+    kind_zero = pl.lit(False)
+    for source, kinds in wanted_kinds.items():
+        kind_zero = kind_zero | ((pl.col("synthetic") == (source == "synthetic")) & ~pl.col("kind").cast(pl.String).is_in(kinds))
+    # teacher shares split single-turn synthetic rows (all synthetic rows when their kinds are not split)
+    teacher_split = pl.col("synthetic") & ((pl.col("kind") == KINDS[0]) | pl.lit("synthetic" not in blend.kind_shares))
     reason = (
         pl.when(~pl.col("domain").is_in(domains))
         .then(pl.lit("domain_not_configured"))
         .when(ratio_zero)
         .then(pl.lit("source_ratio_zero"))
-        .when(pl.col("synthetic") & pl.lit(bool(blend.teacher_shares)) & ~pl.col("teacher").is_in(teachers))
+        .when(kind_zero)
+        .then(pl.lit("kind_share_zero"))
+        .when(teacher_split & pl.lit(bool(blend.teacher_shares)) & ~pl.col("teacher").is_in(teachers))
         .then(pl.lit("teacher_not_in_shares"))
         .otherwise(None)
     )
     counts = keys.lazy().select(reason.alias("reason")).group_by("reason").len().drop_nulls("reason").collect()
-    excluded = {"domain_not_configured": 0, "source_ratio_zero": 0, "teacher_not_in_shares": 0}
+    excluded = {"domain_not_configured": 0, "source_ratio_zero": 0, "teacher_not_in_shares": 0, "kind_share_zero": 0}
     excluded.update({row["reason"]: int(row["len"]) for row in counts.iter_rows(named=True)})
     if not any(excluded.values()):
         return keys, excluded

@@ -1,8 +1,10 @@
 """The key pass: one small row per input row, read from the key columns only.
 
-A key row holds where the row lives (file, row), its source, domain and
-teacher, and four 64-bit integers: the first 128 bits of record_id and the
-first 128 bits of the prompt key. Everything the blend decides (dedup, quotas,
+A key row holds where the row lives (file, row), its source, domain, kind and
+teacher, and five 64-bit integers: the first 128 bits of record_id, the
+first 128 bits of the prompt key, and the split key (the prompt key's first
+64 bits, or for rows of a task group the first 64 bits of sha256(task_group),
+so every row of an agent task lands in the same split). Everything the blend decides (dedup, quotas,
 sampling, split) is decided on these ~60-byte rows; the text is read again only
 to write the chosen rows.
 
@@ -31,9 +33,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from prefmix.errors import InputError
-from prefmix.records import normalize_text
+from prefmix.records import KINDS, normalize_text
 
-KEY_COLUMNS = ["record_id", "prompt", "domain", "source", "generation.teacher"]
+KEY_COLUMNS = ["record_id", "prompt", "domain", "source", "generation.teacher", "kind", "task_group"]
 REQUIRED = ("record_id", "prompt", "chosen", "rejected", "domain", "source", "origin_uri", "origin_sha256", "origin_row")
 BATCH_ROWS = 65_536
 PARALLEL_MIN_ROWS = 400_000  # below this, worker start-up costs more than it saves
@@ -44,10 +46,12 @@ KEY_SCHEMA = {
     "synthetic": pl.Boolean,
     "domain": pl.Categorical,  # 4 bytes a row instead of a string view's 16
     "teacher": pl.Categorical,
+    "kind": pl.Categorical,
     "rid_hi": pl.UInt64,
     "rid_lo": pl.UInt64,
     "pk_hi": pl.UInt64,
     "pk_lo": pl.UInt64,
+    "sk_hi": pl.UInt64,
 }
 
 
@@ -150,6 +154,15 @@ def _batch_keys(batch: pa.RecordBatch, item: Input, file_index: int, start: int)
         if "generation" in frame.columns and item.source == "synthetic"
         else pl.repeat(None, n, dtype=pl.String, eager=True)
     )
+    kind = frame["kind"].fill_null(KINDS[0]) if "kind" in frame.columns else pl.repeat(KINDS[0], n, dtype=pl.String, eager=True)
+    split_key = words[:, 0]
+    if "task_group" in frame.columns and frame["task_group"].null_count() < n:
+        groups = frame["task_group"].to_list()
+        group_keys = np.array(
+            [int.from_bytes(hashlib.sha256(g.encode("utf-8")).digest()[:8], "big") if g is not None else 0 for g in groups],
+            dtype=np.uint64,
+        )
+        split_key = np.where(frame["task_group"].is_null().to_numpy(), split_key, group_keys)
     return pl.DataFrame(
         {
             "file": pl.repeat(file_index, n, dtype=pl.UInt32, eager=True),
@@ -157,10 +170,12 @@ def _batch_keys(batch: pa.RecordBatch, item: Input, file_index: int, start: int)
             "synthetic": pl.repeat(item.source == "synthetic", n, dtype=pl.Boolean, eager=True),
             "domain": frame["domain"],
             "teacher": teacher.fill_null("unknown"),
+            "kind": kind,
             "rid_hi": rid["hi"],
             "rid_lo": rid["lo"],
             "pk_hi": words[:, 0],
             "pk_lo": words[:, 1],
+            "sk_hi": split_key,
         },
         schema=KEY_SCHEMA,
     )

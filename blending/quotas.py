@@ -1,4 +1,7 @@
-"""Ratios -> exact integer quotas per (domain, source[, teacher]). Pure functions on counts.
+"""Ratios -> exact integer quotas per (domain, source[, kind][, teacher]). Pure functions on counts.
+
+Order of the splits: a domain's rows by source (`ratios`), each source's rows by kind (`kind_shares`, when
+the source is listed), then single-turn synthetic rows by teacher (`teacher_shares`).
 
 Every split of a whole number of rows uses the largest-remainder method with
 exact fractions (a ratio 0.7 is 7/10, not the nearest double), so quotas always
@@ -14,8 +17,11 @@ from typing import Mapping
 
 from prefmix.config import Blend
 from prefmix.errors import ConfigError, InputError, QuotaShortfall
-from prefmix.records import SOURCES
+from prefmix.records import KINDS, SOURCES
+
 Counts = dict[str, dict[str, int]]
+Cell = tuple[str, str, str, str]  # (domain, source, kind or '*', teacher or '*')
+ANY = "*"
 
 
 def exact(value: float) -> Fraction:
@@ -43,6 +49,7 @@ class Quotas:
 
     sources: Counts
     teachers: Counts = field(default_factory=dict)  # domain -> teacher -> rows; empty when no teacher_shares
+    kinds: dict[str, Counts] = field(default_factory=dict)  # domain -> source -> kind -> rows, listed sources only
 
 
 @dataclass(frozen=True)
@@ -107,36 +114,46 @@ def plan(blend: Blend, domains: list[str], available: Counts) -> Quotas:
         totals = domain_totals(blend, domains, available)
         for d in domains:
             sources[d] = apportion(totals[d], ratios(blend, d))
+    kinds: dict[str, Counts] = {
+        d: {s: apportion(sources[d][s], {k: exact(v) for k, v in sorted(shares.items())}) for s, shares in blend.kind_shares.items()}
+        for d in domains
+    } if blend.kind_shares else {}
     teachers: Counts = {}
     if blend.teacher_shares:
         shares = {t: exact(s) for t, s in sorted(blend.teacher_shares.items())}
-        teachers = {d: apportion(sources[d]["synthetic"], shares) for d in domains}
-    return Quotas(sources, teachers)
+        single = {d: kinds[d]["synthetic"].get(KINDS[0], 0) if "synthetic" in kinds.get(d, {}) else sources[d]["synthetic"]
+                  for d in domains}
+        teachers = {d: apportion(single[d], shares) for d in domains}
+    return Quotas(sources, teachers, kinds)
 
 
-def cells(quotas: Quotas) -> dict[tuple[str, str, str], int]:
-    """Sampling cells (domain, source, teacher or '*') and their quotas."""
-    out: dict[tuple[str, str, str], int] = {}
+def cells(quotas: Quotas) -> dict[Cell, int]:
+    """Sampling cells (domain, source, kind or '*', teacher or '*') and their quotas."""
+    out: dict[Cell, int] = {}
     for d, by_source in quotas.sources.items():
-        out[(d, "human", "*")] = by_source["human"]
-        if quotas.teachers:
-            for t, q in quotas.teachers[d].items():
-                out[(d, "synthetic", t)] = q
-        else:
-            out[(d, "synthetic", "*")] = by_source["synthetic"]
+        for source in SOURCES:
+            by_kind = quotas.kinds.get(d, {}).get(source, {ANY: by_source[source]})
+            for kind, q in by_kind.items():
+                # teacher shares split the single-turn synthetic rows (all synthetic rows when kinds are not split)
+                by_teacher = quotas.teachers.get(d) if source == "synthetic" and kind in (KINDS[0], ANY) else None
+                for teacher, tq in (by_teacher or {ANY: q}).items():
+                    out[(d, source, kind, teacher)] = tq
     return out
 
 
-def shortfalls(wanted: Mapping[tuple[str, str, str], int], available: Mapping[tuple[str, str, str], int], blend: Blend) -> list[Shortfall]:
+def cell_name(cell: Cell) -> str:
+    d, s, k, t = cell
+    return f"{d}/{s}" + (f"/{k}" if k != ANY else "") + (f"[{t}]" if t != ANY else "")
+
+
+def shortfalls(wanted: Mapping[Cell, int], available: Mapping[Cell, int], blend: Blend) -> list[Shortfall]:
     """Cells whose quota exceeds what is available (times max_repeats when upsampling is allowed)."""
     found: list[Shortfall] = []
     for key, q in wanted.items():
         have = available.get(key, 0)
         cap = have * blend.upsample.max_repeats if blend.upsample.allowed else have
         if q > cap:
-            d, s, t = key
-            name = f"{d}/{s}" + (f"[{t}]" if t != "*" else "")
-            found.append(Shortfall(name, q, have, cap if blend.upsample.allowed else None))
+            found.append(Shortfall(cell_name(key), q, have, cap if blend.upsample.allowed else None))
     return found
 
 

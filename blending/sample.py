@@ -4,34 +4,43 @@ from __future__ import annotations
 
 import polars as pl
 
-CELL = ["domain", "synthetic", "cell_teacher"]
+from prefmix.blending.quotas import ANY, Cell
+from prefmix.records import KINDS
+
+CELL = ["domain", "synthetic", "cell_kind", "cell_teacher"]
 
 
-def with_cell(keys: pl.DataFrame, by_teacher: bool) -> pl.DataFrame:
-    teacher = pl.when(pl.col("synthetic") & pl.lit(by_teacher)).then(pl.col("teacher")).otherwise(pl.lit("*"))
-    return keys.with_columns(cell_teacher=teacher)
+def with_cell(keys: pl.DataFrame, by_teacher: bool, kinds_for: dict[str, bool]) -> pl.DataFrame:
+    """The cell of every key row: its kind when its source's kinds are split, its teacher when teachers are."""
+    split_kinds = pl.when(pl.col("synthetic")).then(pl.lit(kinds_for.get("synthetic", False))).otherwise(pl.lit(kinds_for.get("human", False)))
+    kind = pl.when(split_kinds).then(pl.col("kind").cast(pl.String)).otherwise(pl.lit(ANY))
+    teacher_split = pl.col("synthetic") & pl.lit(by_teacher) & ((kind == KINDS[0]) | (kind == ANY))
+    teacher = pl.when(teacher_split).then(pl.col("teacher").cast(pl.String)).otherwise(pl.lit(ANY))
+    return keys.with_columns(cell_kind=kind.cast(pl.Categorical), cell_teacher=teacher.cast(pl.Categorical))
 
 
-def available(keys: pl.DataFrame) -> dict[tuple[str, str, str], int]:
-    """Rows per cell (domain, source, teacher or '*')."""
+def available(keys: pl.DataFrame) -> dict[Cell, int]:
+    """Rows per cell (domain, source, kind or '*', teacher or '*')."""
     counts = keys.group_by(CELL).len()
     return {
-        (r["domain"], "synthetic" if r["synthetic"] else "human", r["cell_teacher"]): int(r["len"])
+        (r["domain"], "synthetic" if r["synthetic"] else "human", r["cell_kind"], r["cell_teacher"]): int(r["len"])
         for r in counts.iter_rows(named=True)
     }
 
 
-def select(keys: pl.DataFrame, wanted: dict[tuple[str, str, str], int]) -> pl.DataFrame:
+def select(keys: pl.DataFrame, wanted: dict[Cell, int]) -> pl.DataFrame:
     """Per cell, the `q` rows with the lowest sample keys; when q exceeds the cell, every row
     q // n times and the first q % n rows once more. Returns (file, row, copies, ...) in input order."""
     quota = pl.DataFrame(
         {
             "domain": [k[0] for k in wanted],
             "synthetic": [k[1] == "synthetic" for k in wanted],
-            "cell_teacher": [k[2] for k in wanted],
+            "cell_kind": [k[2] for k in wanted],
+            "cell_teacher": [k[3] for k in wanted],
             "quota": list(wanted.values()),
         },
-        schema={"domain": pl.Categorical, "synthetic": pl.Boolean, "cell_teacher": pl.Categorical, "quota": pl.Int64},
+        schema={"domain": pl.Categorical, "synthetic": pl.Boolean, "cell_kind": pl.Categorical, "cell_teacher": pl.Categorical,
+                "quota": pl.Int64},
     )
     ranked = (
         keys.lazy()

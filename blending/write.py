@@ -36,7 +36,7 @@ import pyarrow.parquet as pq
 
 from prefmix.crash import crash_point
 from prefmix.errors import InputError
-from prefmix.records import SCHEMA
+from prefmix.records import KINDS, SCHEMA
 from prefmix.store import fsync_dir
 
 from prefmix.blending.keys import Input
@@ -181,8 +181,11 @@ def _constant(value: str, n: int) -> pa.Array:
 
 
 def _labelled(part: pa.Table, batch_id: str, split: str) -> pa.Table:
+    """The rows with their batch id and split, and a kind (rows written before kinds existed are single_turn)."""
     n = part.num_rows
     part = part.set_column(SCHEMA.get_field_index("batch_id"), SCHEMA.field("batch_id"), _constant(batch_id, n))
+    kind = SCHEMA.get_field_index("kind")
+    part = part.set_column(kind, SCHEMA.field("kind"), pc.fill_null(part.column(kind), KINDS[0]))
     return part.set_column(SCHEMA.get_field_index("split"), SCHEMA.field("split"), _constant(split, n))
 
 

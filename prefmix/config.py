@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from prefmix.errors import ConfigError
-from prefmix.records import SOURCES
+from prefmix.records import KINDS, SOURCES
 from prefmix.yamlio import parse_yaml, read_yaml
 
 Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
@@ -66,9 +66,18 @@ class Aggregation(Model):
     max_pairs_per_ranking: int = Field(10, ge=1)
 
 
+class Limits(Model):
+    """Longest texts ingest takes; a longer prompt or response is a counted rejection (prompt_too_long,
+    response_too_long), never an accepted row or an error."""
+
+    max_prompt_chars: int = Field(100_000, ge=1)
+    max_response_chars: int = Field(100_000, ge=1)
+
+
 class Human(Model):
     shards: list[HumanShard] = Field(default_factory=list)
     aggregation: Aggregation = Field(default_factory=Aggregation)
+    limits: Limits = Field(default_factory=Limits)
     calibration_sample: int = Field(200, ge=0, description="human pairs the synthetic judge re-judges per run")
 
 
@@ -158,7 +167,12 @@ class Blend(Model):
         default_factory=dict, description="per-domain replacement of `ratios`, e.g. medicine: {human: 0.9, synthetic: 0.1}"
     )
     teacher_shares: dict[str, Fraction] = Field(
-        default_factory=dict, description="share of each domain's synthetic output rows per teacher; sums to 1"
+        default_factory=dict, description="share of each domain's synthetic single-turn output rows per teacher; sums to 1"
+    )
+    kind_shares: dict[str, dict[str, Fraction]] = Field(
+        default_factory=dict,
+        description="per source, share of its output rows per kind (single_turn, trajectory_pair, step_pair); "
+        "sums to 1; a source not listed takes its rows of any kind",
     )
     size: int | Literal["all_human"] = Field(
         "all_human", description="output rows, or 'all_human': every eligible human row plus synthetic rows to match the ratio"
@@ -194,6 +208,17 @@ class Blend(Model):
     def _domains_sum_to_one(cls, value: dict[str, float]) -> dict[str, float]:
         return _check_shares(value)
 
+    @field_validator("kind_shares")
+    @classmethod
+    def _kinds_per_source(cls, value: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+        _check_sources(value)
+        for shares in value.values():
+            unknown = sorted(set(shares) - set(KINDS))
+            if unknown:
+                raise ValueError(f"unknown kind {unknown[0]!r}, expected one of {', '.join(map(repr, KINDS))}")
+            _check_shares(shares)
+        return value
+
     def ratios_for(self, domain: str) -> dict[str, float]:
         shares = {source: 0.0 for source in SOURCES}
         shares.update(self.domain_ratios.get(domain, self.ratios))
@@ -213,6 +238,67 @@ def _check_sources(value: dict[str, float]) -> dict[str, float]:
     return value
 
 
+class Repetition(Model):
+    """A chosen text is repetitive when more than `max_rep` of its word n-grams repeat an earlier one
+    (seq-rep-n); the check fails when more than `max_share` of rows are."""
+
+    ngram: int = Field(4, ge=1, le=16)
+    max_rep: Fraction = 0.5
+    max_share: Fraction = 0.02
+
+
+class Echo(Model):
+    """A chosen text that contains its whole prompt (prompts of at least `min_prompt_chars`)."""
+
+    min_prompt_chars: int = Field(24, ge=1)
+    max_share: Fraction = 0.02
+
+
+class Refusal(Model):
+    """A chosen text whose first `head_chars` characters match a refusal pattern (case-insensitive regexes)."""
+
+    patterns: list[str] = Field(default_factory=list, description="extra regexes, added to the built-in list")
+    builtin: bool = Field(True, description="use prefmix's built-in English refusal phrases")
+    head_chars: int = Field(300, ge=1)
+    max_share: Fraction = 0.05
+
+    @field_validator("patterns")
+    @classmethod
+    def _compiles(cls, value: list[str]) -> list[str]:
+        import re
+
+        for index, pattern in enumerate(value):
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"patterns[{index}]: {pattern!r} is not a regular expression ({exc})") from None
+        return value
+
+
+class LengthBias(Model):
+    """Per source, mean chosen length / mean rejected length (or its inverse) must stay within max_ratio."""
+
+    max_ratio: float = Field(1.5, ge=1.0)
+
+
+class NearDuplicates(Model):
+    """MinHash over word shingles of prompts: a prompt near another (estimated Jaccard >= threshold) from
+    another source in the batch, or new and near a prompt of an earlier published batch."""
+
+    threshold: Fraction = 0.7
+    shingle: int = Field(3, ge=1, le=8, description="words per shingle")
+    max_share: Fraction = 0.01
+    earlier_batches: bool = Field(True, description="also compare new prompts with earlier published batches")
+
+
+class Contamination(Model):
+    """Prompts sharing a word n-gram (13 by default) with a prompt of a listed eval set."""
+
+    eval_sets: list[str] = Field(default_factory=list, description="Parquet or JSONL files with a `prompt` column/key")
+    ngram: int = Field(13, ge=4, le=50)
+    max_share: Fraction = 0.0
+
+
 class Gate(Model):
     share_tolerance: Fraction = 0.02
     min_rows: int = Field(1, ge=0)
@@ -224,8 +310,20 @@ class Gate(Model):
     min_agreement: Fraction = 0.0
     min_judge_human: Fraction = 0.0
     max_pii_share: Fraction = 0.01
+    max_truncated_share: Fraction = Field(0.0, description="share of rows whose chosen stopped at max_tokens")
+    repetition: Repetition = Field(default_factory=Repetition)
+    echo: Echo = Field(default_factory=Echo)
+    refusal: Refusal = Field(default_factory=Refusal)
+    length_bias: LengthBias = Field(default_factory=LengthBias)
+    near_duplicates: NearDuplicates = Field(default_factory=NearDuplicates)
+    contamination: Contamination = Field(default_factory=Contamination)
+    suites: list[str] = Field(default_factory=list, description="Great Expectations suite JSON files run on the rows")
+    suite_severity: dict[str, Severity] = Field(
+        default_factory=dict, description="suite name or expectation id -> critical | warning | off (wins over the suite)"
+    )
     severity: dict[str, Severity] = Field(default_factory=dict, description="check name -> critical | warning | off")
     data_docs: bool = True
+    samples: int = Field(5, ge=0, le=100, description="sample rows kept per failed check")
 
 
 class OpenLineage(Model):
@@ -375,6 +473,8 @@ def resolve_paths(config: Config, base: Path) -> Config:
     for teacher in config.teachers:
         if teacher.launch and teacher.launch.model_dir:
             teacher.launch.model_dir = absolute(teacher.launch.model_dir)
+    config.gate.suites = [absolute(p) for p in config.gate.suites]
+    config.gate.contamination.eval_sets = [absolute(p) for p in config.gate.contamination.eval_sets]
     if config.generation.constitution:
         config.generation.constitution = absolute(config.generation.constitution)
     return config

@@ -240,6 +240,7 @@ class BlendSummary(Contract):
     achieved: Counts
     available: Counts
     by_teacher: TeacherCounts
+    by_kind: TeacherCounts  # domain -> kind -> rows, over both sources
     upsampled: Counts
     dedup: DedupSummary
     excluded: dict[str, int]
@@ -273,6 +274,9 @@ class GateCheck(Contract):
     observed: JsonValue = None
     expected: str
     message: str
+    # A few offending rows (record_id, source, the field and an excerpt), so a person sees what failed.
+    samples: list[dict[str, JsonValue]] = Field(default_factory=list)
+    suite: str | None = None  # the user GX suite an expectation came from; None for prefmix's own checks
 
 
 class GateReport(Contract):
@@ -282,6 +286,7 @@ class GateReport(Contract):
     data_docs: str | None = None
     summary_png: str
     validation_json: str
+    html: str | None = None  # report/report.html: one self-contained file (inline CSS, embedded pictures)
 
     def relative_to(self, batch_dir: Path) -> "GateReport":
         return self._map(lambda p: Path(p).relative_to(batch_dir) if Path(p).is_absolute() else Path(p))
