@@ -57,6 +57,7 @@ def configure(config_path: str, overrides: list[str] | None, limit: int | None) 
     """The config of one nightly run: file + overrides + the run's limit; every config mistake is found here."""
     from prefmix.generators.launch import check_launch
     from prefmix.validators.policy import severities
+    from prefmix.validators.preflight import check as gate_preflight
 
     config = load(config_path, overrides or [])
     if limit is not None:
@@ -64,6 +65,7 @@ def configure(config_path: str, overrides: list[str] | None, limit: int | None) 
             raise ConfigError(f"--limit {limit}: expected a whole number >= 0")
         config.generation.limit = limit
     severities(config.gate)  # an unknown check name, before any generation
+    gate_preflight(config)  # suites, eval sets and patterns the gate will need
     check_launch(config)
     return config
 

@@ -40,6 +40,14 @@ fi
 
 scripts/setup_labelstudio.sh
 
+# Headless Chromium for the batch-report browser test (Debian's package; no browser download).
+if ! command -v chromium >/dev/null 2>&1; then
+  step "chromium (Debian package, for the report browser test)"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  quiet $SUDO apt-get update
+  DEBIAN_FRONTEND=noninteractive quiet $SUDO apt-get install -y --no-install-recommends chromium
+fi
+
 step "tiny offline teacher (.prefmix/tiny-teacher)"
 PREFMIX_VLLM_PYTHON="$PWD/.venv-teacher/bin/python" .venv/bin/prefmix teacher build-tiny .prefmix/tiny-teacher --seed 0 >/dev/null
 step "ready"

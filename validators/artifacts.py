@@ -21,6 +21,7 @@ def summary_markdown(result: GateResult, batch_id: str) -> str:
         f"- checks run: {len(result.checks)}",
         f"- failed critical: {', '.join(result.failed_critical) or 'none'}",
         f"- failed warning: {', '.join(result.failed_warning) or 'none'}",
+        f"- batch report: {result.report.html or 'not written'}",
         f"- Data Docs: {result.report.data_docs or 'not built'}",
         f"- summary plot: {result.report.summary_png}",
         "",

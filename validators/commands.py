@@ -82,6 +82,8 @@ def _print(result: Any, batch_dir: Path) -> None:
     console.print(f"verdict: [bold {colour}]{result.verdict}[/]")
     for name in [*result.failed_critical, *result.failed_warning]:
         console.print(f"  {result.check(name).message}")
+    if result.report.html:
+        console.print(f"report: {result.report.html}")
     if result.report.data_docs:
         console.print(f"Data Docs: {result.report.data_docs}")
     console.print(f"summary: {result.report.summary_png}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -9,7 +10,10 @@ from typing import Any
 from prefmix.config import Config
 from prefmix.contract import GateCheck, GateFacts, GateReport, GateResult
 from prefmix.store import atomic_write_json
-from prefmix.validators import metrics, policy, report, suite
+from prefmix.validators import html, metrics, overlap, policy, report, suite, suites
+from prefmix.validators.measure import excerpt
+
+OVERLAP = {"near_duplicates", "contamination"}
 
 
 def run_gate(config: Config, batch_dir: Path, facts: GateFacts | None = None) -> GateResult:
@@ -17,10 +21,18 @@ def run_gate(config: Config, batch_dir: Path, facts: GateFacts | None = None) ->
     batch_dir = Path(batch_dir)
     facts = facts or GateFacts()
     severities = policy.severities(config.gate)
+    active = {name for name, level in severities.items() if level != "off"}
+    user = suites.load(config.gate) if config.gate.suites else []
+    keep = config.gate.samples
     batch = metrics.read_batch(batch_dir, with_annotation=facts.human_agreement is None)
-    measures = metrics.measure(config, batch, facts.human_agreement, facts.judge_human)
+    measures = metrics.measure(config, batch, facts.human_agreement, facts.judge_human, active)
+    kept: dict[str, Any] = {}
+    if active & OVERLAP:
+        near, kept = overlap.measure(batch.frame, config.gate, batch_dir, keep, active)
+        measures += near
 
-    run = suite.validate(measures, severities, batch_dir.name)
+    rows = metrics.rows_frame(batch, batch_dir) if user else None
+    run = suite.validate(measures, severities, batch_dir.name, user, rows, keep)
     success = suite.by_check(run)
     checks = [
         GateCheck(
@@ -30,10 +42,13 @@ def run_gate(config: Config, batch_dir: Path, facts: GateFacts | None = None) ->
             observed=_plain(m.observed),
             expected=m.expected,
             message=_message(m, success[m.name]),
+            samples=_plain(m.samples[:keep]),
         )
         for m in measures
         if severities[m.name] != "off"
     ]
+    results = suite.user_results(run)
+    checks += [_user_check(u, results[u.name], keep) for u in user]
     verdict, failed_critical, failed_warning = policy.decide(checks)
 
     out = batch_dir / "report"
@@ -44,13 +59,50 @@ def run_gate(config: Config, batch_dir: Path, facts: GateFacts | None = None) ->
         suite.forget(run)
         docs = None
     png = report.summary_png(batch.frame, out / "summary.png", f"{batch_dir.name}: {verdict}")
+    overlap.write_sketch(kept, out)
+    page = html.write_report(
+        out / "report.html", batch_id=batch_dir.name, verdict=verdict, checks=checks, failed_critical=failed_critical,
+        failed_warning=failed_warning, frame=batch.frame, facts=facts, pictures=[png, out / "composition.png"],
+        links={"GX Data Docs": "gx/index.html" if docs else "", "validation result (JSON)": "validation.json"},
+    )
     return GateResult(
         verdict=verdict,
         checks=checks,
         failed_critical=failed_critical,
         failed_warning=failed_warning,
-        report=GateReport(data_docs=str(docs) if docs else None, summary_png=str(png), validation_json=str(validation_json)),
+        report=GateReport(data_docs=str(docs) if docs else None, summary_png=str(png), validation_json=str(validation_json),
+                          html=str(page)),
     )
+
+
+def _user_check(u: suites.UserCheck, result: dict[str, Any], keep: int) -> GateCheck:
+    """A user expectation as a gate check: GX's own figures (unexpected count and share, or the observed value)
+    and its partial unexpected rows as samples."""
+    detail = result.get("result") or {}
+    success = bool(result.get("success"))
+    observed: dict[str, Any] = {k: detail[k] for k in ("observed_value", "element_count", "unexpected_count",
+                                                       "unexpected_percent", "partial_unexpected_list") if k in detail}
+    if "partial_unexpected_list" in observed:
+        observed["partial_unexpected_list"] = observed["partial_unexpected_list"][:keep]
+    if result.get("exception_info", {}).get("raised_exception"):
+        observed["exception"] = str(result["exception_info"].get("exception_message"))[:300]
+    kwargs = {k: v for k, v in u.expectation["kwargs"].items() if k not in ("result_format", "catch_exceptions")}
+    expected = f"{u.expectation['type']}({', '.join(f'{k}={v!r}' for k, v in kwargs.items())})"
+    samples = [{k: (metrics_excerpt(v) if isinstance(v, str) else v) for k, v in row.items()}
+               for row in (detail.get("partial_unexpected_index_list") or [])[:keep] if isinstance(row, dict)]
+    if not samples and detail.get("partial_unexpected_list"):
+        samples = [{"value": metrics_excerpt(v) if isinstance(v, str) else v} for v in detail["partial_unexpected_list"][:keep]]
+    count = detail.get("unexpected_count")
+    figure = f"{count} unexpected" if count is not None else f"observed {json.dumps(detail.get('observed_value'), default=str)}"
+    return GateCheck(
+        name=u.name, severity=u.severity, success=success, observed=_plain(observed), expected=expected,  # type: ignore[arg-type]
+        message=f"{u.name}: {'ok' if success else 'FAILED'}, {figure} (suite {u.suite})", samples=_plain(samples),
+        suite=u.suite,
+    )
+
+
+def metrics_excerpt(text: str) -> str:
+    return excerpt(text) or ""
 
 
 def _message(m: metrics.Measure, success: bool) -> str:
@@ -67,6 +119,8 @@ def _plain(value: Any) -> Any:
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
+    if hasattr(value, "item") and callable(value.item):  # numpy scalars
+        return _plain(value.item())
     return value
 
 

@@ -11,17 +11,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from prefmix.config import Config
 from prefmix.errors import InputError
-from prefmix.records import POLARS_SCHEMA, SCHEMA, SOURCES, SPLITS
+from prefmix.records import POLARS_SCHEMA, SCHEMA, SOURCES, SPLITS, upcast
+from prefmix.validators import content
+from prefmix.validators.measure import Measure, flagged_samples
 
 TEXT = ("prompt", "chosen", "rejected")
 # Columns the gate reads; the rest of the canonical schema is only type-checked.
-NEEDED = ("record_id", *TEXT, "domain", "source", "chosen_score", "rejected_score", "split", "annotation")
+NEEDED = ("record_id", *TEXT, "domain", "source", "chosen_score", "rejected_score", "split", "annotation", "generation")
 
 # One combined pattern so each candidate text is scanned once. Kinds: e-mail
 # address; North-American phone number (separators, optional +1 / brackets);
@@ -42,34 +45,14 @@ PII_PREFILTER = r"@|[0-9]{3}"
 _SPACING = ("  ", "\n", "\t", "\r", "\u00a0", "\u3000")
 
 
-@dataclass(frozen=True)
-class Measure:
-    """One check's number and the bounds it must lie within (None = unbounded)."""
-
-    name: str
-    value: float | None  # None: not applicable to this batch (counts as passed)
-    min_value: float | None = None
-    max_value: float | None = None
-    observed: Any = None  # richer detail for humans (dicts, lists)
-    note: str = ""
-    description: str = ""
-
-    @property
-    def expected(self) -> str:
-        if self.min_value is not None and self.max_value is not None:
-            return f"between {self.min_value:g} and {self.max_value:g}"
-        if self.min_value is not None:
-            return f">= {self.min_value:g}"
-        return f"<= {self.max_value:g}"
-
-
 @dataclass
 class Batch:
-    """The gated rows plus what reading them revealed about the schema."""
+    """The gated rows plus what reading them revealed about the schema and the text encoding."""
 
     frame: pl.DataFrame
     schema_problems: list[str] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
+    invalid_utf8: int = 0  # rows whose text was not valid UTF-8 (repaired to U+FFFD, flagged by text_integrity)
 
 
 def data_files(batch_dir: Path) -> list[Path]:
@@ -98,6 +81,7 @@ def read_batch(batch_dir: Path, with_annotation: bool = True) -> Batch:
     files = data_files(batch_dir)
     problems: list[str] = []
     frames: list[pl.DataFrame] = []
+    invalid = 0
     wanted = [c for c in NEEDED if with_annotation or c != "annotation"]
     for path in files:
         try:
@@ -106,9 +90,54 @@ def read_batch(batch_dir: Path, with_annotation: bool = True) -> Batch:
             raise InputError(f"{path}: not a readable Parquet file ({str(exc).splitlines()[0]})") from None
         problems.extend(_schema_problems(path, schema))
         present = [c for c in wanted if c in schema.names]
-        frame = pl.read_parquet(path, columns=present)
+        try:
+            frame = pl.read_parquet(path, columns=present)
+        except pl.exceptions.ComputeError as exc:
+            if "utf-8" not in str(exc).lower():
+                raise InputError(f"{path}: not a readable Parquet file ({str(exc).splitlines()[0]})") from None
+            frame, bad = _read_repairing(path, present)
+            invalid += bad
         frames.append(_coerce(frame, wanted))
-    return Batch(pl.concat(frames, how="vertical") if len(frames) > 1 else frames[0], problems, files)
+    return Batch(pl.concat(frames, how="vertical") if len(frames) > 1 else frames[0], problems, files, invalid)
+
+
+def rows_frame(batch: Batch, batch_dir: Path) -> Any:
+    """Every column of the batch's rows as a pandas frame, for the user's GX suites (GX has no Polars engine).
+    A batch whose texts had to be repaired hands over the gate's own (repaired) columns instead."""
+    if batch.invalid_utf8:
+        return batch.frame.to_pandas()
+    frames = [pl.read_parquet(path) for path in batch.files]
+    return (pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]).to_pandas()
+
+
+def _read_repairing(path: Path, columns: list[str]) -> tuple[pl.DataFrame, int]:
+    """Read a file whose strings are not all valid UTF-8 (e.g. lone surrogates): bad texts are decoded with
+    U+FFFD replacements. The error path only; returns the frame and the number of rows repaired."""
+    table = pq.read_table(path, columns=columns)
+    bad_rows = np.zeros(table.num_rows, dtype=bool)
+    for name in TEXT:
+        if name not in table.column_names or not pa.types.is_string(table.schema.field(name).type):
+            continue
+        try:
+            table.column(name).validate(full=True)
+            continue
+        except pa.ArrowInvalid:
+            pass
+        raw = table.column(name).cast(pa.binary()).to_pylist()
+        fixed = []
+        for i, value in enumerate(raw):
+            try:
+                fixed.append(None if value is None else value.decode("utf-8"))
+            except UnicodeDecodeError:
+                fixed.append(value.decode("utf-8", "replace"))
+                bad_rows[i] = True
+        table = table.set_column(table.column_names.index(name), name, pa.array(fixed, pa.string()))
+    try:
+        frame = pl.from_arrow(table)
+    except Exception as exc:  # still unreadable: another column holds bad bytes
+        raise InputError(f"{path}: not a readable Parquet file ({' '.join(str(exc).split())[:120]})") from None
+    assert isinstance(frame, pl.DataFrame)
+    return frame, int(bad_rows.sum())
 
 
 def _coerce(frame: pl.DataFrame, wanted: list[str]) -> pl.DataFrame:
@@ -120,6 +149,13 @@ def _coerce(frame: pl.DataFrame, wanted: list[str]) -> pl.DataFrame:
             columns.append(pl.lit(None, dtype=dtype).alias(name))
         elif frame.schema[name] == dtype:
             columns.append(pl.col(name))
+        elif isinstance(dtype, pl.Struct) and isinstance(frame.schema[name], pl.Struct):
+            try:  # a struct written before a field existed gains it as null
+                expr = upcast(pl.col(name), frame.schema[name], dtype).alias(name)
+                frame.head(1).select(expr)
+                columns.append(expr)
+            except Exception:
+                columns.append(pl.lit(None, dtype=dtype).alias(name))
         else:
             try:
                 frame.select(pl.col(name).cast(dtype, strict=False))
@@ -136,10 +172,29 @@ def _share_deviation(counts: dict[str, int], ratios: dict[str, float]) -> tuple[
     return deviation, shares
 
 
-def measure(config: Config, batch: Batch, human_agreement: float | None, judge_human: float | None) -> list[Measure]:
-    """All checks' measurements for one batch, in report order."""
+def measure(config: Config, batch: Batch, human_agreement: float | None, judge_human: float | None,
+            active: set[str] | None = None) -> list[Measure]:
+    """prefmix's row and content checks for one batch, in report order (checks not in `active` are skipped;
+    the prompt-overlap checks are validators/overlap.py's)."""
+    core = _core(config, batch, human_agreement, judge_human)
+    gate, df, keep = config.gate, batch.frame, config.gate.samples
+    wanted = (lambda name: active is None or name in active)
+    extra = [
+        content.text_integrity(df, batch.invalid_utf8, keep) if wanted("text_integrity") else None,
+        content.truncated_share(df, gate, keep) if wanted("truncated_share") else None,
+        content.repetition(df, gate, keep) if wanted("repetition") else None,
+        content.echo(df, gate, keep) if wanted("echo") else None,
+        content.refusal_share(df, gate, keep) if wanted("refusal_share") else None,
+        content.length_bias(df, gate) if wanted("length_bias") else None,
+    ]
+    return [m for m in core if wanted(m.name)] + [m for m in extra if m is not None]
+
+
+def _core(config: Config, batch: Batch, human_agreement: float | None, judge_human: float | None) -> list[Measure]:
+    """The checks on shape, scores, composition, splits, agreement and PII."""
     gate = config.gate
     df = batch.frame
+    keep = gate.samples
     rows = df.height
     text = [pl.col(c) for c in TEXT]
     lengths = [pl.col(c).str.len_chars() for c in TEXT]
@@ -198,23 +253,37 @@ def measure(config: Config, batch: Batch, human_agreement: float | None, judge_h
     agreement_value, agreement_note = _required(agreement, agreement_note, stats["human_rows"] > 0, gate.min_agreement, "agreement")
     judge_value, judge_note = _required(judge_human, "", stats["synthetic_rows"] > 0, gate.min_judge_human, "judge-human calibration")
 
+    empty_mask = pl.any_horizontal([t.is_null() | t.str.contains(r"^\s*$") for t in text])
+    length_mask = pl.any_horizontal([((n < gate.min_chars) | (n > gate.max_chars)).fill_null(False) for n in lengths])
+    same_mask = (pl.col("chosen").str.strip_chars() == pl.col("rejected").str.strip_chars()).fill_null(False)
+    samples = {
+        "non_empty_text": flagged_samples(df, empty_mask, TEXT, keep) if stats["empty"] else [],
+        "chosen_differs": flagged_samples(df, same_mask, ("chosen",), keep) if stats["same"] else [],
+        "text_length": flagged_samples(df, length_mask, TEXT, keep) if stats["out_of_bounds"] else [],
+        "score_range": [
+            {**r} for r in df.filter(pl.any_horizontal(score_bad)).head(keep)
+            .select("record_id", "source", "domain", "chosen_score", "rejected_score").iter_rows(named=True)
+        ] if stats["bad_scores"] else [],
+        "pii_share": _pii_samples(df, keep) if stats["pii_rows"] else [],
+    }
     duplicates = rows - stats["ids_unique"]  # null ids count as duplicates too
     pii_share = stats["pii_rows"] / rows if rows else 0.0
     return [
         Measure("row_count", rows, min_value=gate.min_rows, observed=rows, description="batch has at least gate.min_rows rows"),
         Measure("schema", len(schema_problems), max_value=0, observed=schema_problems[:20],
                 description="canonical columns present with canonical types; source and split values known"),
-        Measure("non_empty_text", stats["empty"], max_value=0, observed=stats["empty"],
+        Measure("non_empty_text", stats["empty"], max_value=0, observed=stats["empty"], samples=samples["non_empty_text"],
                 description="prompt, chosen and rejected are non-null and not blank"),
-        Measure("chosen_differs", stats["same"], max_value=0, observed=stats["same"], description="chosen != rejected"),
+        Measure("chosen_differs", stats["same"], max_value=0, observed=stats["same"], description="chosen != rejected",
+                samples=samples["chosen_differs"]),
         Measure("unique_record_id", duplicates, max_value=0, observed={"duplicates_or_null": duplicates},
                 description="record_id is present and unique"),
         Measure("text_length", stats["out_of_bounds"], max_value=0,
                 observed={"rows_out_of_bounds": stats["out_of_bounds"], "shortest": stats["shortest"], "longest": stats["longest"]},
-                note=f"lengths in characters must be within [{gate.min_chars}, {gate.max_chars}]",
+                note=f"lengths in characters must be within [{gate.min_chars}, {gate.max_chars}]", samples=samples["text_length"],
                 description="prompt/chosen/rejected lengths within gate.min_chars..max_chars"),
         Measure("score_range", stats["bad_scores"], max_value=0, observed=stats["bad_scores"],
-                note=f"scores must be within [{gate.score_min:g}, {gate.score_max:g}]",
+                note=f"scores must be within [{gate.score_min:g}, {gate.score_max:g}]", samples=samples["score_range"],
                 description="chosen/rejected scores within gate.score_min..score_max"),
         Measure("synthetic_margin", stats["low_margin"], max_value=0,
                 observed={"rows_below": stats["low_margin"], "min_margin": stats["min_margin"]},
@@ -234,7 +303,7 @@ def measure(config: Config, batch: Batch, human_agreement: float | None, judge_h
         Measure("judge_human", judge_value, min_value=gate.min_judge_human, observed=judge_human, note=judge_note,
                 description="judge-vs-human calibration >= gate.min_judge_human"),
         Measure("pii_share", pii_share, max_value=gate.max_pii_share,
-                observed={"rows": stats["pii_rows"], "share": round(pii_share, 6)},
+                observed={"rows": stats["pii_rows"], "share": round(pii_share, 6)}, samples=samples["pii_share"],
                 description="share of rows with e-mail, phone or national-id patterns <= gate.max_pii_share"),
     ]
 
@@ -247,6 +316,12 @@ def _pii_rows(df: pl.DataFrame) -> int:
         candidates = texts.filter(pl.col("t").str.contains(PII_PREFILTER))
         hits.append(candidates.filter(pl.col("t").str.contains(PII_PATTERN))["row"])
     return pl.concat(hits).n_unique()
+
+
+def _pii_samples(df: pl.DataFrame, keep: int) -> list[dict[str, Any]]:
+    """A few rows with a PII match, the match shown in the excerpt (prefiltered like _pii_rows)."""
+    hit = pl.any_horizontal([pl.col(c).str.contains(PII_PREFILTER) & pl.col(c).str.contains(PII_PATTERN) for c in TEXT])
+    return flagged_samples(df, hit.fill_null(False), TEXT, keep, find=PII_PATTERN.replace("(?-u:\\b)", "\\b"))
 
 
 def _edge_space(column: str) -> pl.Expr:

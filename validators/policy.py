@@ -27,6 +27,16 @@ DEFAULT_SEVERITY: dict[str, str] = {
     "human_agreement": "warning",
     "judge_human": "warning",
     "pii_share": "critical",
+    # Content: text that is not text (control characters, U+FFFD) and eval prompts in training data corrupt a
+    # model; an answer cut at max_tokens taught as "better" breaks the promise of generation.truncated.
+    "text_integrity": "critical",
+    "truncated_share": "critical",
+    "repetition": "warning",
+    "echo": "warning",
+    "refusal_share": "warning",
+    "length_bias": "warning",
+    "near_duplicates": "warning",
+    "contamination": "critical",
 }
 CHECKS = tuple(DEFAULT_SEVERITY)
 

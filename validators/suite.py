@@ -1,10 +1,10 @@
 """The Great Expectations side of the gate: one suite, one validation, Data Docs.
 
-Every check is computed by validators/metrics.py and handed to GX as one
-column of a one-row metrics frame; each check is then one
-`ExpectGateMetricToBeBetween` (a GX custom expectation: a between-check bound to
-a named gate metric, carrying the check's severity) so the whole gate is one GX
-validation result. The import and the ephemeral context are paid once per process.
+Every prefmix check is computed by validators/metrics.py, content.py and overlap.py and handed to GX as an
+`ExpectGateMetricToBeBetween` (a GX custom batch expectation carrying the measured value, its bounds and
+the check's severity); the team's own expectations (validators/suites.py) go into the same suite and GX
+evaluates them on the batch's rows. So the whole gate is one GX validation result and one Data Docs page.
+The import and the ephemeral context are paid once per process.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from prefmix.validators.metrics import Measure
+from prefmix.validators.measure import Measure
+from prefmix.validators.suites import UserCheck, _gx_fields
 
 _LOCK = threading.Lock()
 SUITE_PREFIX = "prefmix-gate"
@@ -25,18 +26,34 @@ SUITE_PREFIX = "prefmix-gate"
 @functools.cache
 def _gx() -> Any:
     """Import GX once (3-4 s) and define the custom expectation."""
+    from typing import ClassVar, Optional, Tuple
+
     import great_expectations as gx
-    import great_expectations.expectations as gxe
+    from great_expectations.expectations.expectation import BatchExpectation
 
-    class ExpectGateMetricToBeBetween(gxe.ExpectColumnValuesToBeBetween):
-        """A prefmix gate check: the batch metric in `column` lies within [min_value, max_value].
+    class ExpectGateMetricToBeBetween(BatchExpectation):
+        """A prefmix gate check: the batch metric `metric` (measured over the whole batch by prefmix, with
+        Polars) lies within [min_value, max_value]; a missing value means the check does not apply."""
 
-        The metric is computed over the whole batch (Polars) and handed over as one
-        value; a missing value means the check does not apply to this batch.
-        """
+        metric: str
+        observed: Optional[float] = None
+        min_value: Optional[float] = None
+        max_value: Optional[float] = None
+        description: Optional[str] = "prefmix gate check"
 
-        description: str | None = "prefmix gate check"
+        metric_dependencies: ClassVar[Tuple[str, ...]] = ("table.row_count",)
+        success_keys: ClassVar[Tuple[str, ...]] = ("metric", "observed", "min_value", "max_value")
 
+        def _validate(self, metrics: dict, runtime_configuration: Optional[dict] = None,
+                      execution_engine: Any = None) -> dict:
+            value = self.observed
+            ok = value is None or (
+                (self.min_value is None or value >= self.min_value) and (self.max_value is None or value <= self.max_value)
+            )
+            return {"success": ok, "result": {"observed_value": value}}
+
+    # This module's annotations are strings (from __future__); GX's pydantic v1 models need them resolved.
+    ExpectGateMetricToBeBetween.update_forward_refs(Optional=Optional, Any=Any, Tuple=Tuple, ClassVar=ClassVar)
     gx.ExpectGateMetricToBeBetween = ExpectGateMetricToBeBetween  # type: ignore[attr-defined]
     return gx
 
@@ -49,26 +66,31 @@ def _context() -> tuple[Any, Any]:
 
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)  # no tqdm noise in CLI/flow logs
-    asset = context.data_sources.add_pandas(name="prefmix").add_dataframe_asset(name="gate_metrics")
+    asset = context.data_sources.add_pandas(name="prefmix").add_dataframe_asset(name="rows")
     return context, asset.add_batch_definition_whole_dataframe("batch")
 
 
-def validate(measures: list[Measure], severities: dict[str, str], batch_id: str) -> dict[str, Any]:
-    """Run one GX validation over the measures; returns the result as a JSON-able dict plus its ids."""
+def validate(measures: list[Measure], severities: dict[str, str], batch_id: str,
+             user: list[UserCheck] | None = None, rows: Any = None, samples: int = 5) -> dict[str, Any]:
+    """Run one GX validation: prefmix's measures and the user's expectations (on `rows`, a pandas frame of the
+    batch, needed only when there are user expectations); returns the result and its suite/definition."""
     import pandas as pd
+    from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
     from great_expectations.expectations.metadata_types import FailureSeverity
 
     gx = _gx()
     level = {"critical": FailureSeverity.CRITICAL, "warning": FailureSeverity.WARNING}
     active = [m for m in measures if severities[m.name] != "off"]
-    frame = pd.DataFrame({m.name: pd.Series([m.value], dtype="float64") for m in active})
+    user = user or []
+    frame = rows if user else pd.DataFrame({"batch": [batch_id]})
     with _LOCK:
         context, batch_definition = _context()
         suite = gx.ExpectationSuite(name=f"{SUITE_PREFIX}-{_safe(batch_id)}-{uuid.uuid4().hex[:8]}")
         for m in active:
             suite.add_expectation(
                 gx.ExpectGateMetricToBeBetween(
-                    column=m.name,
+                    metric=m.name,
+                    observed=None if m.value is None else float(m.value),
                     min_value=m.min_value,
                     max_value=m.max_value,
                     severity=level[severities[m.name]],
@@ -76,12 +98,30 @@ def validate(measures: list[Measure], severities: dict[str, str], batch_id: str)
                     meta={"check": m.name, "gate_severity": severities[m.name]},
                 )
             )
+        for u in user:
+            fields = _gx_fields(u.expectation)
+            fields["meta"] = {**fields.get("meta", {}), "check": u.name, "gate_severity": u.severity, "suite": u.suite}
+            fields["severity"] = level[u.severity].value
+            fields.pop("id", None)  # ids belong to the team's suite; this run's suite gets its own
+            suite.add_expectation(ExpectationConfiguration(**fields).to_domain_obj())
         suite = context.suites.add(suite)
         definition = context.validation_definitions.add(
             gx.ValidationDefinition(name=suite.name, data=batch_definition, suite=suite)
         )
-        result = definition.run(batch_parameters={"dataframe": frame}, result_format={"result_format": "SUMMARY"})
+        result_format: dict[str, Any] = {"result_format": "SUMMARY", "partial_unexpected_count": max(20, samples)}
+        if user and "record_id" in frame.columns:
+            result_format["unexpected_index_column_names"] = ["record_id"]
+        result = definition.run(batch_parameters={"dataframe": frame}, result_format=result_format)
         return {"result": result, "suite": suite, "definition": definition}
+
+
+def user_results(run: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """check name -> GX result dict (unexpected counts and samples) of each user expectation."""
+    return {
+        r.expectation_config.meta["check"]: r.to_json_dict()
+        for r in run["result"].results
+        if r.expectation_config.meta.get("suite") is not None
+    }
 
 
 def by_check(run: dict[str, Any]) -> dict[str, bool]:

@@ -57,11 +57,12 @@ def test_gate_artifacts_inside_a_flow_run(on_prefect_server: None, tmp_path: Pat
         return str(get_run_context().flow_run.id)
 
     flow_run_id = gate_flow()
-    summary = _artifacts("gate-b-night-01")
+    # The session's server may hold artifacts of earlier runs under the same key: read this run's.
+    summary = [a for a in _artifacts("gate-b-night-01") if str(a.flow_run_id) == flow_run_id]
     assert len(summary) == 1 and summary[0].type == "markdown"
-    assert str(summary[0].flow_run_id) == flow_run_id
     assert "Gate FAIL" in summary[0].data and "chosen_differs" in summary[0].data
-    table = _artifacts("gate-failed-b-night-01")
+    assert f"batch report: {batch_dir / 'report' / 'report.html'}" in summary[0].data
+    table = [a for a in _artifacts("gate-failed-b-night-01") if str(a.flow_run_id) == flow_run_id]
     assert len(table) == 1 and table[0].type == "table"
     rows = json.loads(table[0].data) if isinstance(table[0].data, str) else table[0].data
     assert [row["check"] for row in rows] == ["chosen_differs"]

@@ -100,6 +100,62 @@ def _pii(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 SYNTHETIC_ROW = 35  # rows 28..39 of the first domain are synthetic
+HUMAN_ROWS = [0, 1, 2, 40, 41, 42, 80, 81, 82, 120, 121]  # rows 0..27 of each domain are human
+
+
+def _broken_text(frame: pl.DataFrame) -> pl.DataFrame:
+    # What a random-weight teacher writes: a bell, a C1 control and a replacement character.
+    frame = set_cell(frame, 3, "chosen", frame["chosen"][3] + " \x07 ok")
+    return set_cell(frame, 5, "rejected", "\ufffd\x85" + frame["rejected"][5])
+
+
+def _truncated(frame: pl.DataFrame) -> pl.DataFrame:
+    values = frame["generation"].to_list()
+    for row, value in enumerate(values):
+        if value is not None:
+            value["finish_reasons"] = ["length", "stop"] if row == SYNTHETIC_ROW else ["stop", "length"]
+    return frame.with_columns(pl.Series("generation", values, dtype=frame.schema["generation"]))
+
+
+def _loops(frame: pl.DataFrame) -> pl.DataFrame:
+    for row in HUMAN_ROWS[:5]:
+        frame = set_cell(frame, row, "chosen", "Let me check that for you. " * 6 + "Done.")
+    return frame
+
+
+def _echoes(frame: pl.DataFrame) -> pl.DataFrame:
+    for row in HUMAN_ROWS[:5]:
+        frame = set_cell(frame, row, "chosen", frame["prompt"][row] + " " + frame["chosen"][row])
+    return frame
+
+
+def _refuses(frame: pl.DataFrame) -> pl.DataFrame:
+    for row in HUMAN_ROWS[:9]:
+        frame = set_cell(frame, row, "chosen", "I'm sorry, but I can't help with that request, it is against my guidelines.")
+    return frame
+
+
+def _verbose_judge(frame: pl.DataFrame) -> pl.DataFrame:
+    # The synthetic judge prefers long answers: its rejected answers are a fraction of the chosen ones.
+    return frame.with_columns(
+        pl.when(pl.col("source") == "synthetic").then(pl.lit("Weak answer.")).otherwise(pl.col("rejected")).alias("rejected")
+    )
+
+
+def _paraphrased(frame: pl.DataFrame) -> pl.DataFrame:
+    # Three human prompts come back, one word longer, as synthetic prompts of other rows.
+    for human, synthetic in ((0, 30), (40, 70), (80, 110)):
+        frame = set_cell(frame, synthetic, "prompt", frame["prompt"][human] + " please")
+    return frame
+
+
+def _contaminated(tmp: Path, frame: pl.DataFrame) -> tuple[Path, Config, GateFacts | None]:
+    eval_set = tmp / "eval.jsonl"
+    lines = [{"prompt": frame["prompt"][7]}, {"prompt": "an unrelated benchmark question about prime numbers"}]
+    eval_set.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    cfg = config()
+    cfg.gate.contamination.eval_sets = [str(eval_set)]
+    return write_batch(tmp, frame), cfg, None
 
 CASES = {
     "row_count": _frame_case(lambda f: f, config(min_rows=1000)),
@@ -117,6 +173,14 @@ CASES = {
     "human_agreement": _frame_case(lambda f: f, config(min_agreement=0.5), GateFacts(human_agreement=0.31)),
     "judge_human": _frame_case(lambda f: f, config(min_judge_human=0.6), GateFacts(judge_human=0.4)),
     "pii_share": _frame_case(_pii),
+    "text_integrity": _frame_case(_broken_text),
+    "truncated_share": _frame_case(_truncated),
+    "repetition": _frame_case(_loops),
+    "echo": _frame_case(_echoes),
+    "refusal_share": _frame_case(_refuses),
+    "length_bias": _frame_case(_verbose_judge),
+    "near_duplicates": _frame_case(_paraphrased),
+    "contamination": _contaminated,
 }
 
 

@@ -1,0 +1,283 @@
+"""Prompt overlap checks: near-duplicates (MinHash) and eval-set contamination (word n-grams).
+
+Both read the batch's distinct prompts once, tokenised in chunks (validators/ngrams.py): each chunk gives
+the prompts' normalized keys, their MinHash signatures (validators/minhash.py) and their n-gram hashes,
+which are tested against the eval sets' n-grams and dropped. Prompts of earlier published batches come
+from the `report/prompt_sketch.parquet` each gated batch leaves (the keys and signatures of the prompts it
+added to the dataset), or from their prompts when a batch has none.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from prefmix.config import Gate
+from prefmix.errors import ConfigError
+from prefmix.store import atomic_write_bytes
+from prefmix.validators import minhash, ngrams
+from prefmix.validators.earlier import earlier_batches
+from prefmix.validators.measure import Measure, excerpt
+
+CHUNK = 100_000  # prompts tokenised at a time: bounded memory at any batch size
+SKETCH = "prompt_sketch.parquet"
+SOURCE_BITS = {"human": 1, "synthetic": 2}
+OTHER_SOURCE = 4
+PROBE_BITS = 24  # a 16 MB table filters n-gram look-ups before the exact search
+
+
+@dataclass(frozen=True)
+class EvalSet:
+    """The n-gram hashes (sorted, unique) and whole-prompt keys of the eval prompts."""
+
+    grams: np.ndarray
+    keys: np.ndarray
+    prompts: int
+    table: np.ndarray = field(repr=False)
+
+    def contains(self, grams: np.ndarray) -> np.ndarray:
+        """Which of grams are eval n-grams (a table lookup first, the exact search on the few that pass)."""
+        maybe = np.flatnonzero(self.table[(grams & np.uint64((1 << PROBE_BITS) - 1)).astype(np.int64)])
+        out = np.zeros(len(grams), dtype=bool)
+        if maybe.size and self.grams.size:
+            where = np.minimum(np.searchsorted(self.grams, grams[maybe]), len(self.grams) - 1)
+            out[maybe] = self.grams[where] == grams[maybe]
+        return out
+
+
+@dataclass
+class Sketch:
+    """Distinct prompts of one batch: normalized key, source bits, signature, has-shingles, contaminated."""
+
+    keys: np.ndarray
+    sig: np.ndarray
+    ok: np.ndarray
+    contaminated: np.ndarray
+
+
+def read_eval_prompts(path: str) -> pl.Series:
+    """A Parquet file with a `prompt` column, or JSON Lines with a "prompt" key per line."""
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigError(f"gate.contamination.eval_sets: {path}: file not found")
+    try:
+        if file.suffix.lower() in (".jsonl", ".json", ".ndjson"):
+            frame = pl.read_ndjson(file, schema_overrides={"prompt": pl.String}, ignore_errors=False)
+        else:
+            frame = pl.read_parquet(file, columns=None)
+    except Exception as exc:  # polars raises several types for unreadable files
+        raise ConfigError(f"gate.contamination.eval_sets: {path}: not readable as "
+                          f"{'JSON Lines' if file.suffix.lower() in ('.jsonl', '.json', '.ndjson') else 'Parquet'} "
+                          f"({' '.join(str(exc).split())[:120]})") from None
+    if "prompt" not in frame.columns or frame.schema["prompt"] not in (pl.String, pl.Categorical):
+        raise ConfigError(f"gate.contamination.eval_sets: {path}: expected a text column 'prompt', columns are {frame.columns}")
+    return frame["prompt"].cast(pl.String).drop_nulls()
+
+
+@functools.lru_cache(maxsize=8)
+def _eval_set(path: str, size: int, mtime_ns: int, n: int) -> EvalSet:
+    prompts = read_eval_prompts(path)
+    w = ngrams.words(prompts)
+    grams, _ = ngrams.ngrams(w, n)
+    grams = np.unique(grams)
+    table = np.zeros(1 << PROBE_BITS, dtype=bool)
+    table[(grams & np.uint64((1 << PROBE_BITS) - 1)).astype(np.int64)] = True
+    return EvalSet(grams, np.unique(ngrams.text_keys(w)), prompts.len(), table)
+
+
+def eval_sets(gate: Gate) -> list[tuple[str, EvalSet]]:
+    """The configured eval sets, read once per process (keyed by size and mtime, so an edit is seen)."""
+    out = []
+    for path in gate.contamination.eval_sets:
+        stat = Path(path).stat() if Path(path).is_file() else None
+        if stat is None:
+            raise ConfigError(f"gate.contamination.eval_sets: {path}: file not found")
+        out.append((path, _eval_set(path, stat.st_size, stat.st_mtime_ns, gate.contamination.ngram)))
+    return out
+
+
+def sketch(prompts: pl.Series, gate: Gate, evals: list[EvalSet]) -> Sketch:
+    """Keys, signatures and contamination of `prompts`, CHUNK prompts at a time."""
+    n = prompts.len()
+    keys = np.empty(n, dtype=np.uint64)
+    sig = np.empty((n, minhash.SLOTS), dtype=np.uint16)
+    ok = np.zeros(n, dtype=bool)
+    contaminated = np.zeros(n, dtype=bool)
+    for start in range(0, n, CHUNK):
+        w = ngrams.words(prompts.slice(start, CHUNK))
+        stop = start + len(w)
+        keys[start:stop] = ngrams.text_keys(w)
+        shingles, text = ngrams.ngrams(w, gate.near_duplicates.shingle, short=True)
+        sig[start:stop] = minhash.signatures(shingles, text, len(w))
+        ok[start:stop] = w.counts > 0
+        if evals:
+            grams, gram_text = ngrams.ngrams(w, gate.contamination.ngram)
+            hit = np.zeros(len(w), dtype=bool)
+            for e in evals:
+                hit[gram_text[e.contains(grams)]] = True
+                hit |= np.isin(keys[start:stop], e.keys)  # a short eval prompt repeated whole
+            contaminated[start:stop] = hit
+    return Sketch(keys, sig, ok, contaminated)
+
+
+def _distinct_prompts(df: pl.DataFrame) -> pl.DataFrame:
+    """One row per distinct prompt text: the OR of its rows' source bits and its row numbers."""
+    bits = pl.col("source").replace_strict(SOURCE_BITS, default=OTHER_SOURCE, return_dtype=pl.UInt8)
+    return df.select("prompt", "source").with_row_index("row").group_by("prompt").agg(bits=bits.bitwise_or(), rows=pl.col("row"))
+
+
+def _rows(distinct: pl.DataFrame, mask: np.ndarray) -> np.ndarray:
+    """Row numbers (sorted) of the batch rows whose distinct prompt is selected by mask."""
+    if not mask.any():
+        return np.empty(0, dtype=np.int64)
+    return np.sort(distinct.filter(pl.Series(mask))["rows"].explode().to_numpy().astype(np.int64))
+
+
+def measure(df: pl.DataFrame, gate: Gate, batch_dir: Path, keep: int, active: set[str]) -> tuple[list[Measure], dict[str, Any]]:
+    """The near_duplicates and contamination measures (those in `active`) and the sketch to keep."""
+    evals = eval_sets(gate) if "contamination" in active and gate.contamination.eval_sets else []
+    distinct = _distinct_prompts(df)
+    sk = sketch(distinct["prompt"], gate, [e for _, e in evals])
+    out: list[Measure] = []
+    kept: dict[str, Any] = {}
+    if "near_duplicates" in active:
+        near, kept = _near_duplicates(df, distinct, sk, gate, batch_dir, keep)
+        out.append(near)
+    if "contamination" in active:
+        out.append(_contamination(df, distinct, sk, gate, evals, keep))
+    return out, kept
+
+
+def _earlier(batch_dir: Path, gate: Gate) -> tuple[np.ndarray, np.ndarray]:
+    """Keys and signatures of the prompts of earlier published batches (each key once)."""
+    if not gate.near_duplicates.earlier_batches:
+        return np.empty(0, np.uint64), np.empty((0, minhash.SLOTS), np.uint16)
+    keys, sigs = [], []
+    for folder in earlier_batches(batch_dir):
+        file = folder / "report" / SKETCH
+        if file.is_file():
+            frame = pl.read_parquet(file)
+            keys.append(frame["key"].to_numpy())
+            sigs.append(frame["sig"].to_numpy().astype(np.uint16).reshape(-1, minhash.SLOTS))
+            continue
+        files = sorted((folder / "data").glob("*.parquet"))
+        if not files:
+            continue
+        prompts = pl.read_parquet(files, columns=["prompt"])["prompt"].unique()
+        sk = sketch(prompts, gate, [])
+        keys.append(sk.keys[sk.ok])
+        sigs.append(sk.sig[sk.ok])
+    if not keys:
+        return np.empty(0, np.uint64), np.empty((0, minhash.SLOTS), np.uint16)
+    all_keys, all_sigs = np.concatenate(keys), np.concatenate(sigs)
+    _, first = np.unique(all_keys, return_index=True)
+    return all_keys[first], all_sigs[first]
+
+
+def _near_duplicates(df: pl.DataFrame, distinct: pl.DataFrame, sk: Sketch, gate: Gate, batch_dir: Path,
+                     keep: int) -> tuple[Measure, dict[str, Any]]:
+    cfg = gate.near_duplicates
+    # One document per normalized prompt: texts equal up to case and spacing are the same prompt.
+    docs = (
+        pl.DataFrame({"key": pl.Series(sk.keys, dtype=pl.UInt64), "bits": distinct["bits"], "ok": sk.ok})
+        .with_row_index("i")
+        .group_by("key").agg(pl.col("bits").bitwise_or(), pl.col("ok").first(), pl.col("i").first())
+        .sort("key")
+    )
+    cur_keys = docs["key"].to_numpy()
+    n_cur = len(cur_keys)
+    earlier_keys, earlier_sig = _earlier(batch_dir, gate)
+    in_earlier = np.isin(cur_keys, earlier_keys)
+    only = ~np.isin(earlier_keys, cur_keys)
+    n_only = int(only.sum())
+    first = docs["i"].to_numpy().astype(np.int64)
+    pool_sig = np.concatenate([sk.sig[first], earlier_sig[only]])
+    bits = np.concatenate([docs["bits"].to_numpy().astype(np.uint8), np.zeros(n_only, np.uint8)])
+    published = np.concatenate([in_earlier, np.ones(n_only, bool)])
+    usable = np.flatnonzero(np.concatenate([docs["ok"].to_numpy(), np.ones(n_only, bool)]))
+
+    pairs = np.empty((0, 2), np.int64)
+    if usable.size > 1:
+        pairs = usable[minhash.candidate_pairs(minhash.band_keys(pool_sig[usable]))]
+    sim = minhash.similarity(pool_sig, pairs)
+    pairs = pairs[sim >= cfg.threshold]
+    flagged = np.zeros(len(pool_sig), dtype=bool)
+    partner = np.full(len(pool_sig), -1, dtype=np.int64)
+    for a, b in ((0, 1), (1, 0)):
+        x, y = pairs[:, a], pairs[:, b]
+        one_source = (bits[x] == bits[y]) & ((bits[x] & (bits[x] - 1)) == 0)
+        cross = (x < n_cur) & (y < n_cur) & ~one_source  # another source in this batch
+        new_vs_published = (x < n_cur) & ~published[x] & published[y]  # a new prompt near a published one
+        hit = cross | new_vs_published
+        flagged[x[hit]] = True
+        partner[x[hit]] = y[hit]
+    rows = _rows(distinct, np.isin(sk.keys, cur_keys[flagged[:n_cur]]))
+    share = len(rows) / df.height if df.height else 0.0
+
+    samples = []
+    if len(rows) and keep:
+        texts = distinct["prompt"]
+        doc_of_key = {int(k): j for j, k in enumerate(cur_keys)}
+        key_of_text = dict(zip(texts.to_list(), sk.keys.tolist())) if len(texts) <= 200_000 else None
+        for r in df[rows[:keep].tolist()].select("record_id", "source", "domain", "prompt").iter_rows(named=True):
+            key = key_of_text[r["prompt"]] if key_of_text is not None else int(sk.keys[int(np.flatnonzero((texts == r["prompt"]).to_numpy())[0])])
+            other = int(partner[doc_of_key[int(key)]])
+            near = excerpt(texts[int(first[other])]) if 0 <= other < n_cur else "(a prompt of an earlier published batch)"
+            samples.append({**r, "prompt": excerpt(r["prompt"]), "near": near})
+
+    new = ~in_earlier & docs["ok"].to_numpy()
+    kept = {"keys": cur_keys[new], "sig": pool_sig[:n_cur][new]}
+    measure_ = Measure(
+        "near_duplicates", share, max_value=cfg.max_share,
+        observed={"rows": int(len(rows)), "share": round(share, 6), "prompts": n_cur, "pairs": int(len(pairs)),
+                  "earlier_prompts": int(len(earlier_keys))},
+        note=f"estimated Jaccard of word {cfg.shingle}-gram shingles >= {cfg.threshold:g}",
+        samples=samples,
+        description="share of rows whose prompt nearly duplicates one from another source or an earlier batch "
+                    "<= gate.near_duplicates.max_share",
+    )
+    return measure_, kept
+
+
+def _contamination(df: pl.DataFrame, distinct: pl.DataFrame, sk: Sketch, gate: Gate,
+                   evals: list[tuple[str, EvalSet]], keep: int) -> Measure:
+    cfg = gate.contamination
+    description = f"share of rows whose prompt shares a word {cfg.ngram}-gram with an eval set <= gate.contamination.max_share"
+    if not evals:
+        return Measure("contamination", None, max_value=cfg.max_share, observed=None,
+                       note="not applicable: no gate.contamination.eval_sets", description=description)
+    rows = _rows(distinct, sk.contaminated)
+    share = len(rows) / df.height if df.height else 0.0
+    samples = [{**r, "prompt": excerpt(r["prompt"])}
+               for r in df[rows[:keep].tolist()].select("record_id", "source", "domain", "prompt").iter_rows(named=True)]
+    return Measure(
+        "contamination", share, max_value=cfg.max_share,
+        observed={"rows": int(len(rows)), "share": round(share, 6), "prompts": int(sk.contaminated.sum()),
+                  "eval_sets": {Path(p).name: e.prompts for p, e in evals}},
+        note=f"lowercase word {cfg.ngram}-grams shared with {sum(e.prompts for _, e in evals)} eval prompts",
+        samples=samples,
+        description=description,
+    )
+
+
+def write_sketch(kept: dict[str, Any], report_dir: Path) -> Path | None:
+    """Keep the keys and signatures of the prompts this batch adds, for the gates of later batches."""
+    if not kept:
+        return None
+    frame = pl.DataFrame({"key": pl.Series(kept["keys"], dtype=pl.UInt64),
+                          "sig": pl.Series(kept["sig"], dtype=pl.Array(pl.UInt16, minhash.SLOTS))})
+    buffer = io.BytesIO()
+    frame.write_parquet(buffer, compression="zstd", statistics=False)
+    return atomic_write_bytes(report_dir / SKETCH, buffer.getvalue())
+
+
+def check_eval_sets(gate: Gate) -> None:
+    """Pre-flight: every eval set exists and has a prompt column."""
+    for path in gate.contamination.eval_sets:
+        read_eval_prompts(path)
