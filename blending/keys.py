@@ -33,6 +33,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from prefmix.errors import InputError
+from prefmix.hashing import bits64, mix64
 from prefmix.records import KINDS, normalize_text
 
 KEY_COLUMNS = ["record_id", "prompt", "domain", "source", "generation.teacher", "kind", "task_group"]
@@ -158,10 +159,7 @@ def _batch_keys(batch: pa.RecordBatch, item: Input, file_index: int, start: int)
     split_key = words[:, 0]
     if "task_group" in frame.columns and frame["task_group"].null_count() < n:
         groups = frame["task_group"].to_list()
-        group_keys = np.array(
-            [int.from_bytes(hashlib.sha256(g.encode("utf-8")).digest()[:8], "big") if g is not None else 0 for g in groups],
-            dtype=np.uint64,
-        )
+        group_keys = np.array([bits64(g) if g is not None else 0 for g in groups], dtype=np.uint64)
         split_key = np.where(frame["task_group"].is_null().to_numpy(), split_key, group_keys)
     return pl.DataFrame(
         {
@@ -232,18 +230,6 @@ def scan(inputs: list[Input], workers: int | None = None) -> pl.DataFrame:
     if not parts:
         return pl.DataFrame(schema=KEY_SCHEMA)
     return pl.concat(parts, rechunk=True)
-
-
-def mix64(values: np.ndarray) -> np.ndarray:
-    """splitmix64's finalizer: a fixed, documented bijection on uint64 (wrapping arithmetic)."""
-    z = values.astype(np.uint64, copy=True)
-    with np.errstate(over="ignore"):
-        z ^= z >> np.uint64(30)
-        z *= np.uint64(0xBF58476D1CE4E5B9)
-        z ^= z >> np.uint64(27)
-        z *= np.uint64(0x94D049BB133111EB)
-        z ^= z >> np.uint64(31)
-    return z
 
 
 def sample_keys(rid_hi: pl.Series, seed: int) -> pl.Series:

@@ -11,6 +11,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 CHUNK = 1 << 20
 
 
@@ -29,6 +31,24 @@ def sha256_json(data: Any) -> str:
 def short_hash(data: Any, length: int = 10) -> str:
     """A short content id for names (run ids, batch ids): the first hex digits of sha256_json."""
     return sha256_json(data)[:length]
+
+
+def bits64(text: str) -> int:
+    """The first 64 bits of sha256(text), as an unsigned integer: a stable key for ordering and splits
+    (Polars' own hash changes between versions, so it never decides output)."""
+    return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "big")
+
+
+def mix64(values: np.ndarray) -> np.ndarray:
+    """splitmix64's finalizer: a fixed, documented bijection on uint64 (wrapping arithmetic)."""
+    z = values.astype(np.uint64, copy=True)
+    with np.errstate(over="ignore"):
+        z ^= z >> np.uint64(30)
+        z *= np.uint64(0xBF58476D1CE4E5B9)
+        z ^= z >> np.uint64(27)
+        z *= np.uint64(0x94D049BB133111EB)
+        z ^= z >> np.uint64(31)
+    return z
 
 
 def sha256_file(path: str | Path) -> str:

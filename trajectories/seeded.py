@@ -2,30 +2,18 @@
 
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
 import polars as pl
 
+from prefmix.hashing import bits64, mix64
+
 _MASK = 0xFFFF_FFFF_FFFF_FFFF
-
-
-def mix64(values: np.ndarray) -> np.ndarray:
-    """splitmix64's finalizer: a fixed bijection on uint64 (wrapping arithmetic)."""
-    z = values.astype(np.uint64, copy=True)
-    with np.errstate(over="ignore"):
-        z ^= z >> np.uint64(30)
-        z *= np.uint64(0xBF58476D1CE4E5B9)
-        z ^= z >> np.uint64(27)
-        z *= np.uint64(0x94D049BB133111EB)
-        z ^= z >> np.uint64(31)
-    return z
 
 
 def id_bits(ids: pl.Series) -> np.ndarray:
     """The first 64 bits of sha256(id): stable across runs, unlike Polars' hash(). Each distinct id is hashed once."""
     unique = ids.unique()
-    bits = pl.Series([int.from_bytes(hashlib.sha256(i.encode("utf-8")).digest()[:8], "big") for i in unique.to_list()], dtype=pl.UInt64)
+    bits = pl.Series([bits64(i) for i in unique.to_list()], dtype=pl.UInt64)
     table = pl.DataFrame({"id": unique, "bits": bits})
     return pl.DataFrame({"id": ids}).join(table, on="id", how="left", maintain_order="left").get_column("bits").to_numpy()
 

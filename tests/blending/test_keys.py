@@ -6,9 +6,10 @@ import sys
 
 import numpy as np
 import polars as pl
-
-from prefmix.blending.keys import mix64, prompt_digest, sample_keys
+from prefmix.blending.keys import prompt_digest, sample_keys
 from prefmix.blending.split import is_eval_key, threshold
+
+from prefmix.hashing import mix64
 from prefmix.records import prompt_key
 
 
@@ -37,10 +38,10 @@ def test_sample_key_and_split_rule_are_pinned() -> None:
 
 def test_worker_processes_give_the_same_keys_and_errors(write, tmp_path) -> None:  # type: ignore[no-untyped-def]
     import pytest
-
     from prefmix.blending import keys as keypass
-    from tests.support.records import records
+
     from prefmix.errors import InputError
+    from tests.support.records import records
 
     files = [write(f"h{i}", records(30 + i, "human", "general", f"h{i}")) for i in range(3)]
     inputs = keypass.inspect(files, "human")
