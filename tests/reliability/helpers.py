@@ -19,12 +19,31 @@ from tests.support.nightly import make_inputs, write_config
 DEAD_TEACHER = "http://127.0.0.1:9/v1"  # discard port: nothing listens, so any request would be refused
 
 
-def make_setup(root: Path, teacher_url: str, model: str, *, prompts: int = 40, items: int = 16, seed: int = 7,
+PROMPTS_PER_NIGHT = 40
+
+
+def make_setup(root: Path, teacher_url: str, model: str, *, prompts: int = PROMPTS_PER_NIGHT, items: int = 16, seed: int = 7,
                **extra: Any) -> Path:
-    """Sample prompts and vendor shards under root/inputs and a small config at root/config.yaml."""
+    """Sample vendor shards under root/inputs, a prompt landing zone root/inputs/prompts/ (each night's run drops
+    its own delivery there: `deliver`) and a small config at root/config.yaml."""
     inputs = make_inputs(root, prompts=prompts, items=items, seed=seed)
+    zone = root / "inputs" / "prompts"
+    zone.mkdir(parents=True, exist_ok=True)
+    Path(inputs["prompts"][0]["path"]).rename(zone / "first.parquet")
+    inputs["prompts"] = [{"glob": str(zone / "*.parquet")}]
     small = {"human__calibration_sample": 8, "generation__sampling__max_tokens": 12, "generation__chunk_size": 4}
     return write_config(root, teacher_url, model, inputs, **{**small, **extra})
+
+
+def deliver(config: Path, day: str, prompts: int = PROMPTS_PER_NIGHT) -> Path:
+    """The day's prompt delivery in the setup's landing zone (written once: a rerun of the day sees the same
+    file), so every night has new prompts to generate."""
+    from prefmix.samples import write_prompts
+
+    path = config.parent / "inputs" / "prompts" / f"{day}.parquet"
+    if not path.exists():
+        write_prompts(path, prompts, seed=int(day.replace("-", "")))
+    return path
 
 
 def env_for(prefect_url: str | None, **extra: str) -> dict[str, str]:
@@ -35,10 +54,12 @@ def env_for(prefect_url: str | None, **extra: str) -> dict[str, str]:
 
 
 def nightly(config: Path, day: str, env: dict[str, str], timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    deliver(config, day)
     return prefmix("run", "nightly", "--config", str(config), "--json", "--date", day, env=env, timeout=timeout)
 
 
 def start_nightly(config: Path, day: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    deliver(config, day)
     handle = open(log, "wb")
     return subprocess.Popen([*PREFMIX, "run", "nightly", "--config", str(config), "--json", "--date", day],
                             cwd=REPO, env=env, stdout=handle, stderr=subprocess.STDOUT)
@@ -93,6 +114,24 @@ def check_accounting(store: Path, run_id: str) -> dict[str, Any]:
     assert rows.height == summary["prompts_in"] and rows.unique().height == rows.height, "a prompt ended twice"
     assert sorted(rows["origin_row"].to_list()) == list(range(summary["prompts_in"])), "a prompt was lost"
     return summary
+
+
+def check_deliveries(store: Path) -> None:
+    """A delivery the ledger marks ingested is held by a version that exists (linked, published, listing it)."""
+    import sqlite3
+
+    ledger = store / "ledger.sqlite"
+    if not ledger.exists():
+        return
+    with sqlite3.connect(f"file:{ledger}?mode=ro", uri=True, timeout=30) as db:
+        rows = db.execute("SELECT d.sha256, d.version, l.dataset FROM deliveries d JOIN lines l ON l.pk = d.line_pk "
+                          "WHERE d.status = 'ingested'").fetchall()
+    for sha, version, dataset in rows:
+        link = store / "datasets" / dataset / f"v{version}"
+        assert link.exists(), f"delivery {sha[:12]} marked ingested into {dataset} v{version}, which does not exist"
+        manifest = json.loads((link / "manifest.json").read_text())
+        assert manifest["status_history"][-1]["status"] in ("published", "overridden")
+        assert sha in {d["sha256"] for d in manifest["dataset"]["deliveries"] if d["status"] in ("new", "changed")}
 
 
 def debris(store: Path) -> list[str]:

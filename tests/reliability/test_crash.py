@@ -1,6 +1,9 @@
 """SIGKILL the nightly flow at seeded moments (named crash points and random offsets during generation),
-rerun the same day, and check after each: LATEST is the previous batch or a complete new one, `prefmix lineage
-verify` passes, the generation accounting has no lost or duplicated prompt or record, and no staging debris."""
+rerun the same day, and check after each: LATEST is the previous batch or a complete new one, the dataset's LATEST
+the previous version or the complete new one, no delivery marked ingested without the version that holds it,
+`prefmix lineage verify` passes, the generation accounting has no lost or duplicated prompt or record, and no
+staging debris. Each night brings its own prompt delivery (helpers.deliver). A `prefmix retract` killed after
+writing its file, before the ledger indexed it, still takes effect at the next night."""
 
 from __future__ import annotations
 
@@ -13,24 +16,31 @@ from pathlib import Path
 import pytest
 
 from tests.reliability.helpers import (
-    check_accounting, check_published, debris, env_for, kill, latest, make_setup, nightly, start_nightly,
+    check_accounting, check_deliveries, check_published, debris, env_for, kill, latest, make_setup, nightly, start_nightly,
 )
+from tests.support.cli import last_json, prefmix
 
 pytestmark = [pytest.mark.slow, pytest.mark.vllm]
 
 SEED = 20261126
 # Named crash points across the pipeline (prefmix/crash.py, lineage/publish.py); `@n` = the n-th time it is hit.
 NAMED = [
+    "intake:after-survey",        # deliveries found and classified, nothing written
     "generate:after-chunk@{n}",   # generation: a chunk file was just committed
     "nightly:after-generate",     # generation done, nothing blended
+    "intake:after-pool",          # tonight's pool files written, no version yet
     "blend:mid-write",            # blending: between shard writes
     "nightly:after-blend",        # staged batch written, not gated
     "nightly:after-gate",         # gated, no manifest
     "nightly:before-publish",     # manifest built, not moved
     "publish:before-rename",      # manifest + card written into staging
     "publish:after-rename",       # in batches/, LATEST not moved yet
-    "publish:after-latest",       # LATEST moved, ledger not indexed
+    "publish:after-latest",       # LATEST moved, no version link yet
+    "version:after-link",         # datasets/NAME/vN made, the dataset's LATEST not moved
+    "version:after-latest",       # the dataset's LATEST moved, ledger not indexed (deliveries not marked yet)
 ]
+DATASET = "demo"  # the name of configs/demo.yaml, which the setup's config is made from
+NEW_VERSION_VISIBLE = ("version:after-latest",)  # killed after these, the dataset's LATEST is already the new version
 TIMED = 3  # kills at seeded random offsets while the run is generating
 
 
@@ -86,6 +96,7 @@ def test_killed_run_resumes_without_loss_or_half_published_batch(setup, name, po
     store, env, day = setup["store"], setup["env"], DAYS[name]
     before = latest(store)
     assert before is not None
+    version_before = _dataset_latest(store)
 
     if point is not None:
         crashed = nightly(setup["config"], day, env_for(env["PREFECT_API_URL"], PREFMIX_CRASH_AT=point))
@@ -98,6 +109,8 @@ def test_killed_run_resumes_without_loss_or_half_published_batch(setup, name, po
     # Right after the crash: the old batch, or (killed after the rename) the complete new one.
     after_crash = check_published(store, {before, *_batches(store)}, env)
     assert after_crash in (before, *_published_since(store, before))
+    assert _dataset_latest(store) == (version_before + 1 if point in NEW_VERSION_VISIBLE else version_before)
+    check_deliveries(store)
 
     rerun = nightly(setup["config"], day, env)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
@@ -108,6 +121,37 @@ def test_killed_run_resumes_without_loss_or_half_published_batch(setup, name, po
     accounting = check_accounting(store, f"nightly-{day}")
     assert summary["synthetic"] and summary["synthetic"][0]["prompts_in"] == accounting["prompts_in"]
     assert debris(store) == []
+    assert summary["version"] == version_before + 1 == _dataset_latest(store)
+    check_deliveries(store)
+
+
+def test_killed_retraction_still_takes_effect_at_the_next_night(setup):
+    """`prefmix retract` SIGKILLed after writing retractions/<id>.json, before the ledger indexed it."""
+    from prefmix.hashing import sha256_file
+
+    store, env = setup["store"], setup["env"]
+    first = setup["config"].parent / "inputs" / "prompts" / "first.parquet"
+    sha = sha256_file(first)
+    crashed = prefmix("retract", "--delivery", sha, "--reason", "prompts copied from a benchmark", "--store", str(store),
+                      env=env_for(env["PREFECT_API_URL"], PREFMIX_CRASH_AT="retract:after-write"))
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr[-2000:]
+    assert len(list((store / "retractions").glob("*.json"))) == 1
+    done = nightly(setup["config"], "2026-12-28", env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads(done.stdout)
+    assert summary["status"] == "published" and summary["retracted_rows"] > 0
+    import polars as pl
+
+    rows = pl.read_parquet(Path(summary["batch_dir"]) / "data" / "*.parquet")
+    assert rows.filter(pl.col("origin_sha256") == sha).is_empty()
+    impact = prefmix("lineage", "impact", "--delivery", sha, "--json", "--store", str(store), env=env)
+    versions = [v["version"] for v in last_json(impact.stdout)["versions"]]
+    assert versions and summary["version"] not in versions
+    check_deliveries(store)
+
+
+def _dataset_latest(store: Path) -> int:
+    return int((store / "datasets" / DATASET / "LATEST").read_text().strip().removeprefix("v"))
 
 
 def _batches(store: Path) -> list[str]:

@@ -13,7 +13,7 @@ import subprocess
 import pytest
 
 from tests.reliability.helpers import (
-    DEAD_TEACHER, check_accounting, check_published, debris, env_for, latest, make_setup, nightly,
+    DEAD_TEACHER, check_accounting, check_published, debris, deliver, env_for, latest, make_setup, nightly,
 )
 from tests.reliability.proxies import ReliabilityProxy
 from tests.support import REPO
@@ -40,6 +40,7 @@ def _teacher(url: str, **extra: object) -> str:
 
 
 def _run(setup, day, *sets: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    deliver(setup["config"], day)  # new prompts every day: each run has generation to do
     args = ["run", "nightly", "--config", str(setup["config"]), "--json", "--date", day]
     for item in sets:
         args += ["--set", item]
