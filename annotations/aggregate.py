@@ -32,13 +32,13 @@ information (annotator ids -> min_annotators, agreement -> min_agreement).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import polars as pl
 
 from prefmix.annotations.readers import ROW, Shard
-from prefmix.config import Aggregation
+from prefmix.config import Aggregation, Limits
 from prefmix.records import conform, empty, with_record_id
 
 REJECTION_SCHEMA = {"origin_uri": pl.String, "origin_row": pl.Int64, "item_id": pl.String, "reason": pl.String}
@@ -94,13 +94,57 @@ def _rejections(frame: pl.DataFrame, shard: Shard) -> pl.DataFrame:
     )
 
 
-def aggregate(shard: Shard, policy: Aggregation) -> Aggregated:
-    """Dispatch on the shard layout."""
+def aggregate(shard: Shard, policy: Aggregation, limits: Limits | None = None) -> Aggregated:
+    """Dispatch on the shard layout. Items with a text over `limits` are rejected first (prompt_too_long,
+    response_too_long) and never reach aggregation (their votes do not count either)."""
+    kept, over = split_over_limit(shard, limits or Limits())
     if shard.layout == "judgments":
-        return aggregate_judgments(shard, policy)
+        result = aggregate_judgments(kept, policy)
+    elif shard.layout == "rankings":
+        result = aggregate_rankings(kept, policy)
+    else:
+        result = aggregate_pairs(kept, policy)
+    if over.height:
+        result.rejections = pl.concat([result.rejections, over]).sort("origin_row")
+        result.items_in += over.height
+    return result
+
+
+def split_over_limit(shard: Shard, limits: Limits) -> tuple[Shard, pl.DataFrame]:
+    """(the shard without over-long items, one rejection per such item). An item is a row, or all rows of
+    one item_id in the judgments layout; the prompt is checked before the responses."""
+    frame = shard.frame
+    responses = {"pairs": ("chosen", "rejected"), "judgments": ("response_a", "response_b")}.get(shard.layout, ())
+    # Byte length is O(1) from the Arrow offsets and never below the character count: only rows over the
+    # limit in bytes are measured in characters.
+    def over(column: pl.Expr, limit: int) -> pl.Expr:
+        return (column.str.len_bytes() > limit) & (column.str.len_chars() > limit)
+
+    long_prompt = over(pl.col("prompt"), limits.max_prompt_chars)
     if shard.layout == "rankings":
-        return aggregate_rankings(shard, policy)
-    return aggregate_pairs(shard, policy)
+        long_response = pl.col("responses").list.eval(over(pl.element(), limits.max_response_chars)).list.any()
+    else:
+        long_response = pl.any_horizontal([over(pl.col(c), limits.max_response_chars) for c in responses])
+    reason = pl.when(long_prompt.fill_null(False)).then(pl.lit("prompt_too_long")).when(
+        long_response.fill_null(False)).then(pl.lit("response_too_long"))
+    flagged = frame.select(ROW, *(["item_id"] if "item_id" in frame.columns else []), reason=reason).filter(
+        pl.col("reason").is_not_null())
+    if flagged.height == 0:
+        return shard, empty_rejections()
+    if "item_id" not in flagged.columns:
+        flagged = flagged.with_columns(item_id=pl.col(ROW).cast(pl.String))
+    if shard.layout == "judgments":  # the whole item goes, under the reason of its first over-long row
+        items = flagged.sort(ROW).group_by("item_id", maintain_order=True).agg(pl.col("reason").first())
+        first = frame.group_by("item_id").agg(pl.col(ROW).min())
+        flagged = items.join(first, on="item_id")
+        rest = frame.filter(~pl.col("item_id").is_in(items["item_id"].implode()))
+    else:
+        rest = frame.filter(~pl.col(ROW).is_in(flagged[ROW].implode()))
+    rejected = flagged.select(
+        pl.lit(shard.path).alias("origin_uri"), pl.col(ROW).cast(pl.Int64), pl.col("item_id").cast(pl.String),
+        pl.col("reason").cast(pl.String),
+    ).sort(ROW)
+    return replace(shard, frame=rest), rejected
 
 
 # -- judgments -----------------------------------------------------------------------

@@ -25,7 +25,7 @@ import polars as pl
 from prefmix.annotations import agreement
 from prefmix.annotations.aggregate import Aggregated, aggregate, empty_rejections
 from prefmix.annotations.readers import Shard, read_shard
-from prefmix.config import Aggregation, Config, HumanShard
+from prefmix.config import Aggregation, Config, HumanShard, Limits
 from prefmix.contract import AnnotationStats, ManifestInput
 from prefmix.records import empty
 
@@ -44,12 +44,14 @@ class HumanIngest:
 
 def ingest(config: Config) -> HumanIngest:
     """Read, validate and aggregate every configured human shard."""
-    return ingest_shards(config.human.shards, config.domains, config.human.aggregation)
+    return ingest_shards(config.human.shards, config.domains, config.human.aggregation, config.human.limits)
 
 
-def ingest_shards(shards: list[HumanShard], domains: list[str], policy: Aggregation) -> HumanIngest:
+def ingest_shards(shards: list[HumanShard], domains: list[str], policy: Aggregation,
+                  limits: Limits | None = None) -> HumanIngest:
+    """A prompt or response longer than `limits` (default: the config defaults) is a counted rejection."""
     read = [read_shard(shard, domains) for shard in shards]  # validate all before aggregating any
-    results = [aggregate(shard, policy) for shard in read]
+    results = [aggregate(shard, policy, limits) for shard in read]
     shard_stats = [_shard_stats(shard, result, policy) for shard, result in zip(read, results)]
     records = pl.concat([r.records for r in results]) if results else empty()
     rejections = pl.concat([r.rejections for r in results]) if results else empty_rejections()
