@@ -61,15 +61,18 @@ def client_env(home: Path, url: str) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def running_prefect_server(home: Path, logs: Path, timeout: float = STARTUP_TIMEOUT_S) -> Iterator[PrefectServer]:
-    """`prefect server start` on a free loopback port; yields once /api/health answers."""
+def running_prefect_server(home: Path, logs: Path, timeout: float = STARTUP_TIMEOUT_S,
+                           database_url: str | None = None) -> Iterator[PrefectServer]:
+    """`prefect server start` on a free loopback port; yields once /api/health answers. The server keeps its
+    database in SQLite under `home`, or at `database_url` (e.g. postgresql+asyncpg://user@host:port/db)."""
     port = free_port()
     url = f"http://127.0.0.1:{port}/api"
     env = client_env(home, url)
     log = logs / "server.log"
     started = time.monotonic()
+    database = {"PREFECT_API_DATABASE_CONNECTION_URL": database_url} if database_url else {}
     proc = start([PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-                 {**env, "PREFECT_API_URL": ""}, log)
+                 {**env, "PREFECT_API_URL": "", **database}, log)
     try:
         while True:
             if proc.poll() is not None:
@@ -80,8 +83,9 @@ def running_prefect_server(home: Path, logs: Path, timeout: float = STARTUP_TIME
             if time.monotonic() > started + timeout:
                 pytest.fail(f"prefect server did not answer in {timeout:.0f} s: {tail(log)}")
             time.sleep(0.5)
-        TIMINGS["prefect_server_startup_s"] = round(time.monotonic() - started, 1)
-        yield PrefectServer(url, home, env, logs, TIMINGS["prefect_server_startup_s"])
+        key = "prefect_server_postgres_startup_s" if database_url else "prefect_server_startup_s"
+        TIMINGS[key] = round(time.monotonic() - started, 1)
+        yield PrefectServer(url, home, env, logs, TIMINGS[key])
     finally:
         stop(proc)
 
