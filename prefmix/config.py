@@ -337,6 +337,153 @@ class Lineage(Model):
     openlineage: OpenLineage = Field(default_factory=OpenLineage)
 
 
+# -- routing: which synthetic pairs go to people (issue 16; read by prefmix.routing) -------------------------
+
+
+class RouteBudget(Model):
+    """How big one queue is: `tasks` (a count of tasks, gold included), `share` (that count as a share of the
+    candidate pairs) or `money` (the largest queue whose labels cost at most this, at `routing.prices`)."""
+
+    tasks: int | None = Field(None, ge=0)
+    share: Fraction | None = None
+    money: float | None = Field(None, ge=0)
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> "RouteBudget":
+        given = [name for name in ("tasks", "share", "money") if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError("needs exactly one of 'tasks', 'share' or 'money'")
+        return self
+
+
+class RouteSignals(Model):
+    """Where each doubt signal saturates at 1 (see docs/routing.md)."""
+
+    margin_scale: float = Field(5.0, gt=0, description="integer score margin at which a margin stops being doubtful")
+    expected_margin_scale: float = Field(5.0, gt=0, description="the same for the expected-score margin")
+    length_ratio_cap: float = Field(3.0, gt=1, description="chosen/rejected length ratio at which length doubt is full")
+
+
+class RouteWeights(Model):
+    """Prior log-odds of a judge error per unit of each signal; >= 0 so that more doubt never lowers a score.
+    Labels that come back refit them (prefmix.routing.learn); these are where the fit starts and shrinks to."""
+
+    judge_disagreement: float = Field(2.0, ge=0)
+    order_flip: float = Field(1.5, ge=0)
+    small_margin: float = Field(0.5, ge=0)
+    small_expected_margin: float = Field(0.5, ge=0)
+    length_ratio: float = Field(0.5, ge=0)
+    truncated: float = Field(0.5, ge=0)
+
+
+class RouteCheck(Model):
+    """Items a check can verify go to the check, not to people: a regex form (the prompt matches `prompt` and
+    both responses hold an answer `answer` extracts) or `function: "module:callable"` (frame -> bool Series)."""
+
+    name: str = Field(..., pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    domains: list[str] = Field(default_factory=list, description="only these domains (default: every domain)")
+    prompt: str | None = None
+    answer: str | None = None
+    function: str | None = None
+
+    @model_validator(mode="after")
+    def _one_form(self) -> "RouteCheck":
+        import re
+
+        if (self.function is None) == (self.prompt is None and self.answer is None):
+            raise ValueError("needs either 'function' or a regex form ('prompt' and/or 'answer')")
+        for key in ("prompt", "answer"):
+            pattern = getattr(self, key)
+            if pattern is not None:
+                try:
+                    re.compile(pattern)
+                except re.error as exc:
+                    raise ValueError(f"{key}: {pattern!r} is not a regular expression ({exc})") from None
+        if self.function is not None and ":" not in self.function:
+            raise ValueError(f"function: expected 'module:callable', got {self.function!r}")
+        return self
+
+
+class LabelStudioTarget(Model):
+    """A Label Studio server. The token comes from `api_key_env`, else the Prefect Secret block `api_key_secret`,
+    else $LABEL_STUDIO_API_KEY; never from this file."""
+
+    url: str | None = None
+    project: str = Field("prefmix {queue_id}", description="project title; {queue_id} is replaced")
+    api_key_env: str | None = None
+    api_key_secret: str | None = None
+    keep_private: bool = Field(True, description="keep gold answers, judge choice and route score out of the server")
+    timeout_s: float = Field(60.0, gt=0)
+
+
+class Anchoring(Model):
+    """A share of routed tasks goes out without the judge's suggestion; annotators who follow a shown suggestion
+    are flagged (and their votes left out of what routing learns)."""
+
+    hidden_share: Fraction = 0.25
+    flag_gap: Fraction = Field(0.2, description="excess agreement with a shown over a hidden suggestion that flags")
+    min_z: float = Field(2.0, ge=0, description="... and the gap's z value (gap / its standard error)")
+    min_votes: int = Field(5, ge=1, description="votes per condition (shown, hidden) before an annotator is judged")
+
+
+class Learning(Model):
+    prior_agreement: Fraction = Field(0.8, description="judge-vs-human agreement assumed where nothing is measured")
+    prior_labels: float = Field(20.0, gt=0, description="weight of the prior per domain, in labels")
+    weight_strength: float = Field(1.0, gt=0, description="pull of the fitted signal weights toward routing.weights")
+
+
+class Routing(Model):
+    seed: int | None = Field(None, description="default: the config's seed")
+    vendor: str = Field("label-studio", description="who labels (prices, spend reports)")
+    budget: RouteBudget = Field(default_factory=lambda: RouteBudget(tasks=100))
+    min_per_domain: int | dict[str, int] = Field(0, description="routed tasks per domain at least (gold not counted)")
+    gold_share: Fraction = Field(0.1, description="share of each queue's tasks that are gold items with known answers")
+    gold: list[LandingZone] = Field(default_factory=list, description="gold files; default: gold items of human.shards")
+    annotators: int = Field(3, ge=1, description="k: distinct people per task")
+    prices: dict[str, dict[str, float]] = Field(
+        default_factory=dict, description="vendor -> domain (or '*') -> price per label"
+    )
+    signals: RouteSignals = Field(default_factory=RouteSignals)
+    weights: RouteWeights = Field(default_factory=RouteWeights)
+    checks: list[RouteCheck] = Field(default_factory=list)
+    candidates: list[LandingZone] = Field(default_factory=list, description="default: the store's synthetic pool")
+    returned: str | None = Field(None, description="landing zone folder for returned labels; default <store>/routing/returned")
+    label_studio: LabelStudioTarget = Field(default_factory=LabelStudioTarget)
+    anchoring: Anchoring = Field(default_factory=Anchoring)
+    learning: Learning = Field(default_factory=Learning)
+
+    @field_validator("min_per_domain")
+    @classmethod
+    def _non_negative(cls, value: int | dict[str, int]) -> int | dict[str, int]:
+        counts = value.values() if isinstance(value, dict) else [value]
+        if any(c < 0 for c in counts):
+            raise ValueError("expected whole numbers >= 0")
+        return value
+
+    @field_validator("prices")
+    @classmethod
+    def _prices(cls, value: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+        for vendor, per in value.items():
+            for domain, price in per.items():
+                if not price >= 0:
+                    raise ValueError(f"{vendor}.{domain}: expected a price >= 0, got {price!r}")
+        return value
+
+    def minimum(self, domain: str) -> int:
+        return self.min_per_domain.get(domain, 0) if isinstance(self.min_per_domain, dict) else self.min_per_domain
+
+    def price(self, domain: str, vendor: str | None = None) -> float | None:
+        per = self.prices.get(vendor or self.vendor, {})
+        return per.get(domain, per.get("*"))
+
+    def check_domains(self, domains: list[str]) -> None:
+        named = [*(self.min_per_domain if isinstance(self.min_per_domain, dict) else {}),
+                 *(d for per in self.prices.values() for d in per if d != "*"), *(d for c in self.checks for d in c.domains)]
+        for domain in named:
+            if domain not in domains:
+                raise ValueError(f"routing names domain {domain!r}, which is not in domains {domains}")
+
+
 class Dataset(Model):
     """The named dataset a nightly run grows: each run publishes its next version."""
 
@@ -359,6 +506,7 @@ class Config(Model):
     blend: Blend = Field(default_factory=Blend)
     gate: Gate = Field(default_factory=Gate)
     lineage: Lineage = Field(default_factory=Lineage)
+    routing: Routing = Field(default_factory=Routing)
     vllm_python: str | None = None
 
     @field_validator("dataset", mode="before")
@@ -380,6 +528,7 @@ class Config(Model):
         for domain in [*self.blend.domain_ratios, *self.blend.domain_shares]:
             if domain not in self.domains:
                 raise ValueError(f"blend names domain {domain!r}, which is not in domains {self.domains}")
+        self.routing.check_domains(self.domains)
         return self
 
     def dataset_name(self) -> str:
@@ -475,6 +624,11 @@ def resolve_paths(config: Config, base: Path) -> Config:
             teacher.launch.model_dir = absolute(teacher.launch.model_dir)
     config.gate.suites = [absolute(p) for p in config.gate.suites]
     config.gate.contamination.eval_sets = [absolute(p) for p in config.gate.contamination.eval_sets]
+    for zone in [*config.routing.candidates, *config.routing.gold]:
+        zone.path = absolute(zone.path) if zone.path is not None else None
+        zone.glob = absolute(zone.glob) if zone.glob is not None else None
+    if config.routing.returned:
+        config.routing.returned = absolute(config.routing.returned)
     if config.generation.constitution:
         config.generation.constitution = absolute(config.generation.constitution)
     return config
