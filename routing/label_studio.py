@@ -166,7 +166,7 @@ def task_payload(item: QueueItem, queue: Queue, *, keep_private: bool = False) -
         for name in PRIVATE:
             del task["meta"][META_KEY][name]
         task["meta"][META_KEY]["private"] = True
-    if item.show_suggestion:
+    if item.show_suggestion and item.judge_choice is not None:
         region = {"id": _region_id(item.task_id), **pairwise_result(to_shown(item.judge_choice, order))}
         task["predictions"] = [{"model_version": queue.judge, "score": item.judge_confidence, "result": [region]}]
     return task
@@ -571,16 +571,19 @@ def argilla_record(item: QueueItem, queue: Queue) -> Any:
         "shown_order": order,
         "suggestion_shown": str(item.show_suggestion).lower(),
         "is_gold": str(item.is_gold).lower(),
-        "judge_choice": item.judge_choice,
         "route_reason": item.route_reason,
-        "judge_confidence": float(item.judge_confidence),
         "route_score": float(item.route_score),
         "annotators": int(item.annotators),
     }
+    # a gold item has no judge: its judge fields are left out, not written as nulls
+    if item.judge_choice is not None:
+        metadata["judge_choice"] = item.judge_choice
+    if item.judge_confidence is not None:
+        metadata["judge_confidence"] = float(item.judge_confidence)
     if item.gold_label is not None:
         metadata["gold_answer"] = item.gold_label
     suggestions = []
-    if item.show_suggestion:
+    if item.show_suggestion and item.judge_choice is not None and item.judge_confidence is not None:
         suggestions.append(
             rg.Suggestion(ARGILLA_QUESTION, to_shown(item.judge_choice, order), score=float(item.judge_confidence), agent=queue.judge)
         )

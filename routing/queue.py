@@ -29,10 +29,12 @@ class QueueItem(BaseModel):
     response_a: str = Field(min_length=1, description="the pair's chosen (prefmix order)")
     response_b: str = Field(min_length=1, description="the pair's rejected (prefmix order)")
     domain: str = Field(min_length=1)
-    judge_choice: Choice = Field(description="the judge's pick, in prefmix order")
-    judge_confidence: float = Field(ge=0.0, le=1.0)
+    judge_choice: Choice | None = Field(description="the judge's pick, in prefmix order (None: a gold item with no judge)")
+    judge_confidence: float | None = Field(None, ge=0.0, le=1.0)
     route_score: float
     route_reason: str = Field(description="the signal that weighed most in the route score")
+    signals: dict[str, float | None] = Field(default_factory=dict, description="the doubt signals at queue time (learning)")
+    price_per_label: float = Field(0.0, ge=0.0, description="what one label of this task costs (spend reports)")
     is_gold: bool = False
     gold_label: Label | None = Field(None, description="the known answer of a gold item, in prefmix order")
     show_suggestion: bool = Field(True, description="False: sent without the judge's suggestion (anchoring check)")
@@ -42,6 +44,10 @@ class QueueItem(BaseModel):
     def _gold_has_answer(self) -> QueueItem:
         if self.is_gold and self.gold_label is None:
             raise ValueError(f"task {self.task_id}: a gold item needs gold_label")
+        if self.judge_choice is None and not self.is_gold:
+            raise ValueError(f"task {self.task_id}: a routed item needs the judge's choice")
+        if self.show_suggestion and (self.judge_choice is None or self.judge_confidence is None):
+            raise ValueError(f"task {self.task_id}: a shown suggestion needs judge_choice and judge_confidence")
         return self
 
 
@@ -55,6 +61,7 @@ class Queue(BaseModel):
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     seed: int = 0
     judge: str = Field("judge", min_length=1, description="the judge whose choices are the suggestions (model_version / agent)")
+    vendor: str = Field("label-studio", min_length=1, description="who labels this queue (prices, spend reports)")
 
     @model_validator(mode="after")
     def _unique_task_ids(self) -> Queue:
