@@ -42,6 +42,8 @@ from prefmix.config import Aggregation, Limits
 from prefmix.records import conform, empty, with_record_id
 
 REJECTION_SCHEMA = {"origin_uri": pl.String, "origin_row": pl.Int64, "item_id": pl.String, "reason": pl.String}
+# Judgments shards prefmix's routing wrote (prefmix.routing.label_studio) carry these; their pairs get `route` lineage.
+ROUTE_COLUMNS = ("task_id", "queue_id", "route_reason", "route_score", "lead_time_s")
 
 
 @dataclass
@@ -83,6 +85,18 @@ def _annotation(vendor: str, ids: pl.Expr, count: pl.Expr, agreement: pl.Expr, p
         passes.cast(pl.Int32).alias("review_passes"),
         adjudicated.cast(pl.Boolean).alias("adjudicated"),
     ).alias("annotation")
+
+
+def _route() -> pl.Expr:
+    """Why a routed pair went to people and what its label cost in time (mean lead time of the counted votes)."""
+    return pl.struct(
+        pl.lit("human_vendor").alias("label_source"),
+        pl.col("queue_id").cast(pl.String),
+        pl.col("task_id").cast(pl.String),
+        pl.col("route_reason").cast(pl.String).alias("reason"),
+        pl.col("route_score").cast(pl.Float64).alias("score"),
+        pl.col("lead_time_s").cast(pl.Float64),
+    ).alias("route")
 
 
 def _rejections(frame: pl.DataFrame, shard: Shard) -> pl.DataFrame:
@@ -175,12 +189,14 @@ def aggregate_judgments(shard: Shard, policy: Aggregation) -> Aggregated:
     excluded = gold.filter(pl.col("excluded")).get_column("annotator_id")
     votes = all_votes.filter(~pl.col("annotator_id").is_in(excluded.implode()))
 
+    routed = all(name in frame.columns for name in ROUTE_COLUMNS)
     items = frame.group_by("item_id").agg(
         pl.col(ROW).min(),
         pl.col("prompt", "response_a", "response_b", "domain").sort_by(ROW).first(),
         pl.col("is_gold").any(),
         pl.col("review_pass").n_unique().alias("passes"),
         pl.col("adjudicated_label").sort_by(["review_pass", ROW]).drop_nulls().last().alias("adjudicated_label"),
+        *([pl.col("task_id", "queue_id", "route_reason", "route_score").sort_by(ROW).first()] if routed else []),
     )
     counts = votes.group_by("item_id").agg(
         n=pl.len(),
@@ -188,6 +204,7 @@ def aggregate_judgments(shard: Shard, policy: Aggregation) -> Aggregated:
         b=(pl.col("preference") == "b").sum(),
         tie=(pl.col("preference") == "tie").sum(),
         annotator_ids=pl.col("annotator_id").unique().sort(),
+        *([pl.col("lead_time_s").cast(pl.Float64).mean().alias("lead_time_s")] if routed else []),
     )
     items = items.join(counts, on="item_id", how="left").with_columns(
         pl.col("n", "a", "b", "tie").fill_null(0).cast(pl.Int64),
@@ -224,6 +241,7 @@ def aggregate_judgments(shard: Shard, policy: Aggregation) -> Aggregated:
         share(rejected_votes).alias("rejected_score"),
         pl.col(ROW).alias("origin_row"),
         _annotation(shard.vendor, pl.col("annotator_ids"), pl.col("n"), share(chosen_votes), pl.col("passes"), adjudicated),
+        *([_route()] if routed else []),
     )
     return Aggregated(
         records=_records(pairs, shard),
