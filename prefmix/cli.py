@@ -24,6 +24,7 @@ from prefmix.annotations import commands as annotations
 from prefmix.blending import commands as blending
 from prefmix.errors import InfraError, RunAborted, UserError
 from prefmix.flows import commands as flows
+from prefmix.flows import route_cli as routing
 from prefmix.generators import commands as generators
 from prefmix.lineage import commands as lineage
 from prefmix.trajectories import commands as trajectories
@@ -88,6 +89,9 @@ COMMANDS: tuple[Command, ...] = (
     Command("lineage reindex", "rebuild the ledger from the manifests", lineage.common_arguments, lineage.cmd_reindex),
     Command("trajectories pairs", trajectories.PAIRS_HELP, trajectories.add_pairs_arguments, trajectories.pairs,
             trajectories.PAIRS_DESCRIPTION),
+    # one leaf whose first word is the action ("queue" by default, or "pull"): `prefmix route --config F ...` as well as
+    # `prefmix route pull --config F`; argparse here cannot make `route` both a command and a group
+    Command("route", routing.HELP, routing.arguments, routing.handler, routing.DESCRIPTION),
 )
 
 
