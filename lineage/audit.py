@@ -140,7 +140,7 @@ def diff_versions(store: Store, dataset: str, a: str, b: str, ledger_url: str | 
     """Record ids added and removed from version A to B of a dataset, each with its reason (from the ledger)."""
     from prefmix.lineage.versions import parse_version
 
-    va, vb = parse_version(a), parse_version(b)
+    va, vb = parse_version(a), parse_version(b)  # a bad version is found before the store is read
     ledger = Ledger.for_reading(store, ledger_url)
     found = ledger.diff_versions(dataset, va, vb)
 

@@ -292,7 +292,14 @@ def cmd_retract(args: argparse.Namespace) -> int:
     chosen = _selector(args)
     if chosen is None:
         raise UserError("retract: expected exactly one selector: --delivery SHA256 | --annotator ID | --vendor NAME | --teacher NAME")
+    from prefmix.lineage.ledger import Ledger
+    from prefmix.lineage.retract import matches
+
+    if not (args.reason or "").strip():
+        raise UserError("retract needs --reason TEXT saying why the rows are retracted")
     store.require()
+    if not matches(Ledger.for_reading(store, ledger_url), chosen[0], chosen[1]):  # type: ignore[arg-type]
+        raise UserError(f"--{chosen[0]} {chosen[1]}: matches no row of any indexed version or batch; nothing retracted")
     dataset = args.dataset
     if args.rebuild and dataset is None:
         names = store.dataset_names()

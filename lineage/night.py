@@ -18,7 +18,7 @@ import polars as pl
 from prefmix.annotations.ingest import HumanIngest, ingest_shards
 from prefmix.config import Config, PromptSet
 from prefmix.contract import Changes, DatasetVersion, Delivery, GenerationRun, PoolFile, Retraction
-from prefmix.errors import InputError
+from prefmix.errors import ConfigError, InputError
 from prefmix.lineage.deliveries import Survey, prompt_pool, survey
 from prefmix.lineage.ledger import read_retractions
 from prefmix.lineage.pool import human_file, synthetic_file
@@ -69,12 +69,17 @@ def take_in(config: Config, store: Store, *, regenerate: bool = False, ledger_ur
                           config.human.aggregation)
     rows = {s.sha256: s.rows for s in human.report.shards}
     for prompt_set in found.prompts:  # validates every new prompt file (one-line error naming file and row)
-        rows[found.sha256()[str(prompt_set.path)]] = load_prompt_set(prompt_set, config.domains).height
+        count = load_prompt_set(prompt_set, config.domains).height
+        if count == 0:
+            raise InputError(f"{prompt_set.path}: no prompt rows; expected at least one")
+        rows[found.sha256()[str(prompt_set.path)]] = count
     deliveries = [d.model_copy(update={"rows": rows.get(d.sha256, d.rows)}) if d.is_new else d for d in found.deliveries]
     tonight = Survey(found.dataset, deliveries, found.prompts, found.shards, found.empty_zones)
     base = base_of(store, found.dataset)
     pool = prompt_pool(base.manifest.dataset if base and base.manifest.dataset else None, tonight, retracted)
-    generating = config.generation.enabled and bool(config.teachers)
+    generating = config.generation.enabled and bool(config.prompts)
+    if generating and not config.teachers:
+        raise ConfigError("teachers: no teachers configured; generation needs at least one")
     fingerprint: str | None = None
     todo = pl.DataFrame(schema={"prompt": pl.String, "domain": pl.String, "origin_uri": pl.String, "origin_sha256": pl.String,
                                 "origin_row": pl.Int64})

@@ -226,6 +226,27 @@ def build() -> list[dict[str, Any]]:
         {"name": "batches_store_missing", "merge": {}, "args": ["batches", "--json", "--store", "{store}"], "expect": ["no store here"]},
         # other commands
         {"name": "verify_batch_id_is_a_path", "merge": {}, "args": ["lineage", "verify", "../../etc", "--store", "{store}"], "expect": ["../../etc"]},
+        # landing zones, datasets, versions and retraction (issue 15)
+        {"name": "prompts_glob_matches_nothing", "merge": {"prompts": [{"glob": "{bad}/files/no-such-prompts-*.parquet"}]},
+         "expect": ["no-such-prompts-*.parquet", "matches no file", "synthetic"]},
+        {"name": "shards_glob_matches_nothing", "merge": {"human": {"shards": [{"glob": "{bad}/files/no-such-vendor-*.parquet"}]}},
+         "expect": ["no-such-vendor-*.parquet", "matches no file", "human"]},
+        {"name": "landing_zone_path_and_glob", "merge": {"prompts": [{"path": "{bad}/good/prompts.parquet", "glob": "{bad}/good/*.parquet"}]},
+         "expect": ["prompts.0", "exactly one of"]},
+        {"name": "dataset_name_is_a_path", "merge": {"dataset": "../elsewhere"}, "expect": ["dataset.name"]},
+        {"name": "dataset_window_zero", "merge": {"dataset": {"name": "d", "window_days": 0}}, "expect": ["dataset.window_days"]},
+        {"name": "regenerate_bad_prompt_file", "merge": prompt_file("prompts_null.parquet"), "args": [*NIGHTLY, "--regenerate"],
+         "expect": ["prompts_null.parquet", "row 3"]},
+        {"name": "retract_delivery_not_a_sha", "merge": {}, "args": ["retract", "--delivery", "not-a-sha", "--reason", "bad", "--store", "{store}"],
+         "expect": ["--delivery", "64 hex"]},
+        {"name": "retract_two_selectors", "merge": {}, "args": ["retract", "--vendor", "a", "--teacher", "b", "--reason", "x", "--store", "{store}"],
+         "expect": ["exactly one selector"]},
+        {"name": "retract_store_missing", "merge": {}, "args": ["retract", "--vendor", "acme", "--reason", "x", "--store", "{store}"],
+         "expect": ["no store here"]},
+        {"name": "impact_ref_and_selector", "merge": {}, "args": ["lineage", "impact", "x", "--vendor", "acme", "--store", "{store}"],
+         "expect": ["not both"]},
+        {"name": "diff_version_zero", "merge": {}, "args": ["lineage", "diff", "demo", "v0", "v2", "--store", "{store}"], "expect": ["'v0'", "N >= 1"]},
+        {"name": "versions_store_missing", "merge": {}, "args": ["versions", "demo", "--store", "{store}"], "expect": ["no store here"]},
         {"name": "batches_store_is_a_file", "merge": {}, "args": ["batches", "--store", "{bad}/files/store_is_a_file"], "expect": ["store_is_a_file", "not a directory"], "store": "{bad}/files/store_is_a_file"},
     ]
     return cases
