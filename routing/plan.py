@@ -79,7 +79,7 @@ def plan_queue(candidates: pl.DataFrame, gold: pl.DataFrame, routing: Routing, m
             judge_choice="a",  # a synthetic pair's chosen is the judge's pick
             judge_confidence=round(float(row["judge_confidence"]), 6),
             route_score=round(float(row["route_score"]), 6),
-            route_reason=row["route_reason"],
+            route_reason="domain_minimum" if row["minimum"] else row["route_reason"],
             signals={name: row[name] for name in SIGNALS},
             price_per_label=float(row["price_per_label"]),
             show_suggestion=bool(row["show_suggestion"]),

@@ -18,10 +18,14 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import polars as pl
 
 from prefmix.records import conform, with_record_id
+
+if TYPE_CHECKING:
+    from prefmix.routing.queue import Queue
 
 DOMAINS = ("general", "finance", "medicine", "law", "code")
 JUDGES = ("judge-a", "judge-b", "judge-c")
@@ -37,7 +41,7 @@ class PoolSpec:
     slice_error: float = 0.45
     long_share: float = 0.12
     long_error: float = 0.4
-    peer_accuracy: float = 0.75
+    peer_accuracy: float = 0.8
     tag: str = "sim"
 
 
@@ -60,21 +64,16 @@ def pool(spec: PoolSpec = PoolSpec()) -> tuple[pl.DataFrame, dict[str, str]]:
         base_len = rng.randint(40, 160)
         chosen_len = int(base_len * rng.uniform(2.5, 4.0)) if long else int(base_len * rng.uniform(0.7, 1.4))
         hard = wrong and not blind
-        margin = rng.choice([1, 1, 2]) if hard else rng.choice([2, 3, 3, 4, 5])
+        margin = rng.choice([1, 1, 2, 3]) if hard else rng.choice([1, 2, 3, 3, 4, 5])
         high = rng.randint(5 + margin, 10) if margin < 5 else 10
         chosen_score, rejected_score = float(high), float(high - margin)
         votes = [_vote(JUDGES[0], order, "chosen", chosen_score, rejected_score) for order in ("ab", "ba")]
         for judge in JUDGES[1:]:
+            # a peer forms one opinion of the pair (right with peer_accuracy), then the order it is shown in may flip it
+            opinion = (rng.random() < spec.peer_accuracy) != wrong  # True: it prefers the chosen
             for order in ("ab", "ba"):
-                if blind:
-                    winner = "chosen"
-                else:
-                    right = rng.random() < spec.peer_accuracy
-                    says_chosen = right != wrong  # a right peer picks the truly better one
-                    if hard and rng.random() < 0.3:  # hard pairs make judges flip with the order
-                        says_chosen = not says_chosen
-                    winner = "chosen" if says_chosen else "rejected"
-                votes.append(_vote(judge, order, winner, chosen_score, rejected_score))
+                says_chosen = True if blind else opinion != (rng.random() < (0.3 if hard else 0.08))
+                votes.append(_vote(judge, order, "chosen" if says_chosen else "rejected", chosen_score, rejected_score))
         expected_gap = margin + rng.gauss(0.0, 0.6) - (1.2 if hard else 0.0)
         rows.append({
             "prompt": f"[{domain}] {spec.tag} question {i}: explain item {i}.",
@@ -116,3 +115,33 @@ def gold(n: int, seed: int = 0, domains: tuple[str, ...] = DOMAINS) -> pl.DataFr
          "gold_answer": rng.choice(["a", "b"])}
         for i in range(n)
     ])
+
+
+def votes(queue: "Queue", truth: dict[str, str], error_rates: tuple[float, ...] = (0.05, 0.1, 0.15, 0.1, 0.2),
+          seed: int = 0, follows_suggestion: int | None = None) -> pl.DataFrame:
+    """Simulated answers to a queue without a labeling tool: k of the annotators per task (seeded), each right
+    with 1 - its error rate (truth: record_id -> "a"/"b"; gold items answer to their gold label). The annotator
+    at index `follows_suggestion`, if any, picks the shown suggestion whenever there is one. Rows as
+    prefmix.routing.state VOTES_SCHEMA (delivery "simulated")."""
+    from prefmix.routing.signals import SIGNALS
+    from prefmix.routing.state import VOTES_SCHEMA
+
+    rows = []
+    for item in queue.items:
+        rng = random.Random(f"{seed}\x1f{item.task_id}")
+        better = item.gold_label if item.is_gold else truth[item.record_id]
+        people = rng.sample(range(len(error_rates)), min(item.annotators, len(error_rates)))
+        for who in people:
+            if who == follows_suggestion and item.show_suggestion and item.judge_choice is not None:
+                label = item.judge_choice
+            else:
+                label = better if rng.random() >= error_rates[who] else ("a" if better == "b" else "b")
+            rows.append({
+                "queue_id": queue.queue_id, "task_id": item.task_id, "record_id": item.record_id, "domain": item.domain,
+                "vendor": queue.vendor, "annotator_id": f"sim-{who}", "preference": label,
+                "suggestion_shown": item.show_suggestion, "shown_order": "ab", "lead_time_s": round(rng.uniform(10, 60), 3),
+                "judge_choice": item.judge_choice, "is_gold": item.is_gold, "gold_answer": item.gold_label,
+                "route_score": item.route_score, "route_reason": item.route_reason, "price_per_label": item.price_per_label,
+                **{name: item.signals.get(name) for name in SIGNALS}, "delivery": "simulated",
+            })
+    return pl.DataFrame(rows, schema=VOTES_SCHEMA)

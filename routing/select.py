@@ -3,10 +3,12 @@
 A queue of N tasks holds G = round(gold_share * N) gold items and R = N - G routed pairs (round: half up).
 - N: `tasks`; or round(share * candidates); or, for `money`, the largest N whose labels cost at most the
   money (each task costs annotators * price per label of its domain), in the order below.
-- Routed order: first each domain's top `min_per_domain` pairs by route score (a domain with fewer candidates
-  gives all it has; the shortfall is reported), then the rest by route score, or by route score per unit of
-  cost under a money budget (expected judge errors found per unit spent). Equal keys are ordered by a seeded
-  hash of the record id, so the same inputs and seed give the same queue and another seed breaks ties anew.
+- Routed order: first each domain's `min_per_domain` pairs, a seeded random sample of the domain (a domain with
+  fewer candidates gives all it has; the shortfall is reported): they measure the domain's agreement on
+  typical pairs, so learning can see a blind spot no signal shows. Then the rest by route score, or by route
+  score per unit of cost under a money budget (expected judge errors found per unit spent). Equal keys are
+  ordered by a seeded hash of the record id, so the same inputs and seed give the same queue and another seed
+  breaks ties anew.
 - Gold: G items of the gold pool in seeded-hash order.
 - Anchoring: H = round(hidden_share * R) routed tasks (the lowest seeded hashes) go out without the judge's
   suggestion; gold items never carry one.
@@ -76,9 +78,11 @@ def _costs(frame: pl.DataFrame, plan: Plan, what: str, need_price: bool) -> pl.D
 
 def _order_routed(scored: pl.DataFrame, plan: Plan, by_cost: bool) -> tuple[pl.DataFrame, dict[str, int], int]:
     """Candidates in queue order (minimums first), the per-domain shortfall and how many minimum slots there are."""
-    frame = scored.with_columns(seeded_hash(plan.seed, "tie", scored.get_column("record_id").to_list()).alias("_tie"))
-    frame = frame.sort(["route_score", "_tie"], descending=[True, False])
-    frame = frame.with_columns(_rank=pl.int_range(pl.len()).over("domain"))
+    ids = scored.get_column("record_id").to_list()
+    frame = scored.with_columns(seeded_hash(plan.seed, "tie", ids).alias("_tie"), seeded_hash(plan.seed, "explore", ids).alias("_explore"))
+    # the minimum is a seeded random sample of the domain: its agreement measured on typical pairs, not only on the
+    # most doubtful ones (what learning needs to tell a domain's blind spot from the signals that picked the rest)
+    frame = frame.with_columns(_rank=pl.col("_explore").rank("ordinal").over("domain") - 1)
     counts = dict(frame.group_by("domain").len().iter_rows()) if frame.height else {}
     wanted = {d: plan.minimum(d) for d in counts}
     shortfall = {d: m - counts[d] for d, m in wanted.items() if m > counts[d]}
@@ -143,7 +147,8 @@ def select(scored: pl.DataFrame, gold_pool: pl.DataFrame, plan: Plan) -> Selecti
         picked.select("record_id", seeded_hash(plan.seed, "hide", picked.get_column("record_id").to_list()).alias("_h"))
         .sort("_h").head(hide).get_column("record_id").to_list()
     )
-    picked = picked.with_columns(show_suggestion=~pl.col("record_id").is_in(list(hidden))).drop("_tie", "_rank", "_must", "_key")
+    picked = picked.with_columns(show_suggestion=~pl.col("record_id").is_in(list(hidden)), minimum=pl.col("_must")).drop(
+        "_tie", "_explore", "_rank", "_must", "_key")
     chosen_gold = gold.head(g).drop("_tie")
     cost = float(picked.get_column("task_cost").sum() + chosen_gold.get_column("task_cost").sum())
     return Selection(routed=picked, gold=chosen_gold, requested=requested, cost=cost, shortfall=shortfall,
