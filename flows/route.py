@@ -66,6 +66,23 @@ def label_studio_url(config: Config, to: str | None, url: str | None) -> str | N
     return chosen
 
 
+def preflight(config: Config, action: Action, to: str | None = None, url: str | None = None, out: str | None = None,
+              export: str | None = None, queue_id: str | None = None) -> None:
+    """Every mistake in the config, the inputs, the target and the token, found before Prefect starts (nothing written)."""
+    from prefmix.routing.run import check_out, draw, fetch
+    from prefmix.routing.tool import token
+
+    store = Store.at(config.store_root())
+    if action == "queue":
+        target = label_studio_url(config, to, url)
+        check_out(Path(out).resolve() if out else None)
+        drawn = draw(config, store, measured(store))
+        if target is not None and drawn.planned.queue.items:
+            token(config.routing.label_studio)
+    elif export is not None:
+        fetch(config, store, queue_id=queue_id, export=Path(export))
+
+
 def queue_now(config: Config, to: str | None = None, url: str | None = None, out: str | None = None) -> RouteSummary:
     from prefmix.routing.run import draw, send
 

@@ -112,8 +112,7 @@ def handler(args: argparse.Namespace) -> int:
     )
 
     config = configure(args.config, args.overrides, args.budget, args.budget_share, args.budget_money)  # before Prefect starts
-    if args.action == "queue":
-        label_studio_url(config, to, url)
+    preflight(config, args.action, to, url, args.out, args.export, args.queue_id)
     params: dict[str, Any] = {"config_path": args.config, "overrides": args.overrides, "action": args.action,
                               "budget": args.budget, "budget_share": args.budget_share, "budget_money": args.budget_money,
                               "to": to, "url": url, "out": args.out, "queue_id": args.queue_id, "export": args.export,

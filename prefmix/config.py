@@ -422,7 +422,7 @@ class Anchoring(Model):
 
     hidden_share: Fraction = 0.25
     flag_gap: Fraction = Field(0.2, description="excess agreement with a shown over a hidden suggestion that flags")
-    min_z: float = Field(2.0, ge=0, description="... and the gap's z value (gap / its standard error)")
+    min_z: float = Field(2.5, ge=0, description="... and the gap's z value (gap / its standard error)")
     min_votes: int = Field(5, ge=1, description="votes per condition (shown, hidden) before an annotator is judged")
 
 

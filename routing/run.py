@@ -72,7 +72,7 @@ def draw(config: Config, store: Store, measured: JudgeHumanAgreement | None) -> 
     return Drawn(planned=planned, candidates=raw.height, already_routed=raw.height - fresh.height)
 
 
-def _check_out(out: Path | None) -> None:
+def check_out(out: Path | None) -> None:
     if out is None:
         return
     if out.exists() and not out.is_dir():
@@ -88,7 +88,7 @@ def send(config: Config, store: Store, drawn: Drawn, *, label_studio_url: str | 
     planned, queue = drawn.planned, drawn.planned.queue
     target = config.routing.label_studio
     dry_run = label_studio_url is None and out is None
-    _check_out(out)
+    check_out(out)
     secret = token(target) if label_studio_url is not None and queue.items else None
     pushed: Pushed | None = None
     rstore = RoutingStore(store)
