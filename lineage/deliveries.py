@@ -14,13 +14,17 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 from pathlib import Path
 
 from prefmix.config import Config, HumanShard, PromptSet
 from prefmix.contract import Delivery, DatasetVersion
 from prefmix.errors import UserError
-from prefmix.intake import FoundFile, as_file, expand
+from prefmix.intake import FoundFile, as_file, found, listed
 from prefmix.store import Store
+
+if TYPE_CHECKING:
+    from prefmix.lineage.ledger import Ledger
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +35,7 @@ class Known:
 
     ingested: dict[str, dict[str, object]] = field(default_factory=dict)  # sha256 -> {path, version}
     seen: dict[str, list[str]] = field(default_factory=dict)  # path -> every sha256 seen under it
+    files: dict[str, tuple[int, int, str]] = field(default_factory=dict)  # path -> (bytes, mtime_ns, sha256) when seen
 
 
 @dataclass
@@ -67,32 +72,54 @@ def known_from_manifests(store: Store, dataset: str) -> Known:
                 known.ingested.setdefault(d.sha256, {"path": d.path, "version": version})
             if d.status in ("new", "changed", "duplicate"):
                 known.seen.setdefault(d.path, []).append(d.sha256)
+                if d.mtime_ns is not None:
+                    known.files[d.path] = (d.bytes, d.mtime_ns, d.sha256)
     return known
 
 
-def known_deliveries(store: Store, dataset: str, found: list[FoundFile], ledger_url: str | None) -> Known:
-    """From the ledger when it is caught up with the dataset's LATEST, else from the manifests."""
+def _ledger(store: Store, dataset: str, ledger_url: str | None) -> "Ledger | None":
+    """The ledger, when it is caught up with the dataset's LATEST (else the manifests are read)."""
     from prefmix.lineage.ledger import Ledger
 
     latest = store.dataset_latest(dataset) if store.root.is_dir() else None
     if latest is None:
-        return Known()
+        return None
     try:
         ledger = Ledger(ledger_url) if ledger_url else (Ledger.for_reading(store) if store.ledger_path.is_file() else None)
         if ledger is not None and not ledger.stale():
             indexed = [v["version"] for v in ledger.versions(dataset)]
             if indexed and indexed[-1] == latest:
-                return Known(ledger.ingested(dataset, [f.sha256 for f in found]), ledger.seen_paths(dataset, [f.path for f in found]))
+                return ledger
     except UserError as exc:
         log.warning("ledger not readable (%s); reading the deliveries of dataset %s from its manifests", exc, dataset)
-    return known_from_manifests(store, dataset)
+    return None
+
+
+def known_deliveries(store: Store, dataset: str, paths: list[str], ledger_url: str | None) -> Known:
+    """What earlier versions did with these files: from the ledger when it can answer, else from the manifests."""
+    if not store.root.is_dir() or store.dataset_latest(dataset) is None:
+        return Known()
+    ledger = _ledger(store, dataset, ledger_url)
+    if ledger is None:
+        return known_from_manifests(store, dataset)
+    files = ledger.seen_files(dataset)
+    return Known(ingested={}, seen=ledger.seen_paths(dataset, paths), files=files)
+
+
+def _with_ingested(known: Known, store: Store, dataset: str, shas: list[str], ledger_url: str | None) -> Known:
+    if known.ingested or not shas:
+        return known
+    ledger = _ledger(store, dataset, ledger_url)
+    if ledger is not None:
+        known.ingested = ledger.ingested(dataset, shas)
+    return known
 
 
 def classify(kind: str, file: FoundFile, known: Known, tonight: dict[str, str], zone: PromptSet | HumanShard) -> Delivery:
     """One file's status; `tonight` maps sha256 -> path of the files already classified new tonight."""
     extra = {"vendor": zone.vendor, "layout": zone.layout, "columns": zone.columns} if isinstance(zone, HumanShard) else {
         "columns": zone.columns}
-    base = {"kind": kind, "path": file.path, "sha256": file.sha256, "bytes": file.bytes, **extra}
+    base = {"kind": kind, "path": file.path, "sha256": file.sha256, "bytes": file.bytes, "mtime_ns": file.mtime_ns, **extra}
     if file.sha256 in known.seen.get(file.path, []):
         ingested = known.ingested.get(file.sha256)
         return Delivery(status="known", version=int(ingested["version"]) if ingested else None, **base)  # type: ignore[arg-type]
@@ -109,11 +136,13 @@ def classify(kind: str, file: FoundFile, known: Known, tonight: dict[str, str], 
 def survey(config: Config, store: Store, ledger_url: str | None = None) -> Survey:
     """Find, hash and classify every landing-zone file of the config (reads only; never creates the store)."""
     dataset = config.dataset_name()
-    prompt_files = expand(config.prompts)
-    shard_files = expand(config.human.shards)
+    prompt_paths, shard_paths = listed(config.prompts), listed(config.human.shards)
     empty = [z.where for z in [*config.prompts, *config.human.shards]
-             if not any(z is zone for zone, _ in [*prompt_files, *shard_files])]
-    known = known_deliveries(store, dataset, [f for _, f in [*prompt_files, *shard_files]], ledger_url)
+             if not any(z is zone for zone, _ in [*prompt_paths, *shard_paths])]
+    known = known_deliveries(store, dataset, [str(p) for _, p in [*prompt_paths, *shard_paths]], ledger_url)
+    prompt_files = [(zone, found(path, known.files)) for zone, path in prompt_paths]  # unchanged files are not read again
+    shard_files = [(zone, found(path, known.files)) for zone, path in shard_paths]
+    known = _with_ingested(known, store, dataset, [f.sha256 for _, f in [*prompt_files, *shard_files]], ledger_url)
     tonight: dict[str, str] = {}
     deliveries: list[Delivery] = []
     prompts: list[PromptSet] = []

@@ -170,6 +170,7 @@ deliveries = sa.Table(
     sa.Column("layout", sa.String),
     sa.Column("rows", sa.BigInteger),
     sa.Column("bytes", sa.BigInteger),
+    sa.Column("mtime_ns", sa.BigInteger),
     sa.Column("version", sa.Integer, nullable=False),
     sa.Column("batch_pk", sa.Integer, nullable=False),
     sa.Column("at", sa.String),
@@ -440,7 +441,8 @@ class Ledger:
             if exists is None:
                 conn.execute(deliveries.insert().values(
                     line_pk=line_pk, path=d.path, sha256=d.sha256, kind=d.kind, status=status, vendor=d.vendor,
-                    layout=d.layout, rows=d.rows, bytes=d.bytes, version=position, batch_pk=batch_pk, at=at))
+                    layout=d.layout, rows=d.rows, bytes=d.bytes, mtime_ns=d.mtime_ns, version=position, batch_pk=batch_pk,
+                    at=at))
 
     def record_retraction(self, retraction: Retraction) -> None:
         self.create()
@@ -511,6 +513,17 @@ class Ledger:
                 for r in conn.execute(query):
                     out.setdefault(r.sha256, {"path": r.path, "version": r.version})
         return out
+
+    def seen_files(self, dataset: str) -> dict[str, tuple[int, int, str]]:
+        """path -> (bytes, mtime_ns, sha256) of every landing-zone file a version of the dataset saw (the newest)."""
+        self.create()
+        with self.begin() as conn:
+            line_pk = conn.execute(sa.select(lines.c.pk).where(lines.c.name == f"dataset:{dataset}")).scalar()
+            if line_pk is None:
+                return {}
+            query = (sa.select(deliveries.c.path, deliveries.c.bytes, deliveries.c.mtime_ns, deliveries.c.sha256)
+                     .where(deliveries.c.line_pk == line_pk, deliveries.c.mtime_ns.is_not(None)).order_by(deliveries.c.version))
+            return {r.path: (int(r.bytes), int(r.mtime_ns), r.sha256) for r in conn.execute(query)}
 
     def seen_paths(self, dataset: str, paths: Iterable[str]) -> dict[str, list[str]]:
         """path -> every sha256 a version of the dataset saw under that name (ingested or duplicate)."""
@@ -661,28 +674,29 @@ class Ledger:
                 added = [dict(r, reason=r["reason"]) for r in self._lost(conn, line.pk, b, a)]
         return {"added": added, "removed": removed}
 
-    def _covered(self, line_pk: int, at: int, alias: Any) -> Any:
-        return sa.exists().where(alias.c.record_pk == spans.c.record_pk, alias.c.line_pk == line_pk, alias.c.first <= at,
-                                 sa.or_(alias.c.last.is_(None), alias.c.last >= at))
-
-    def _rows(self, conn: sa.Connection, where: Any, reason: Any) -> list[dict[str, Any]]:
-        query = (sa.select(records.c.record_id, records.c.source, records.c.domain, origins.c.uri.label("origin_uri"),
-                           origins.c.sha256.label("origin_sha256"), records.c.origin_row, reason.label("reason"))
-                 .select_from(spans.join(records, records.c.pk == spans.c.record_pk).join(origins, origins.c.pk == records.c.origin_pk))
-                 .where(*where).order_by(records.c.record_id))
-        return [dict(r._mapping) for r in conn.execute(query)]
+    def _rows(self, conn: sa.Connection, where: list[Any], reason: Any, line_pk: int, not_at: int) -> list[dict[str, Any]]:
+        """Records of the spans `where` selects (a range seek on the line), less those in position `not_at`
+        (an anti-join on spans.record_pk)."""
+        other = spans.alias("other")
+        # `+ 0` keeps the planner on the record_pk index for `other` (the (line, first) index would scan the line).
+        held = sa.and_(other.c.record_pk == spans.c.record_pk, other.c.line_pk + 0 == line_pk, other.c.first + 0 <= not_at,
+                       sa.or_(other.c.last.is_(None), other.c.last + 0 >= not_at))
+        query = (sa.select(records.c.record_id, records.c.source, records.c.domain, origins.c.uri, origins.c.sha256,
+                           records.c.origin_row, reason)
+                 .select_from(spans.join(records, records.c.pk == spans.c.record_pk).join(origins, origins.c.pk == records.c.origin_pk)
+                              .outerjoin(other, held))
+                 .where(*where, other.c.record_pk.is_(None)))
+        names = ("record_id", "source", "domain", "origin_uri", "origin_sha256", "origin_row", "reason")
+        rows = [dict(zip(names, r)) for r in conn.execute(query)]
+        return sorted(rows, key=lambda r: (r["record_id"], r["origin_sha256"], r["origin_row"]))
 
     def _gained(self, conn: sa.Connection, line_pk: int, a: int, b: int) -> list[dict[str, Any]]:
-        other = spans.alias("other")
-        where = [spans.c.line_pk == line_pk, spans.c.first > a, spans.c.first <= b,
-                 sa.or_(spans.c.last.is_(None), spans.c.last >= b), ~self._covered(line_pk, a, other)]
-        return self._rows(conn, where, spans.c.added_reason)
+        where = [spans.c.line_pk == line_pk, spans.c.first > a, spans.c.first <= b, sa.or_(spans.c.last.is_(None), spans.c.last >= b)]
+        return self._rows(conn, where, spans.c.added_reason, line_pk, a)
 
     def _lost(self, conn: sa.Connection, line_pk: int, a: int, b: int) -> list[dict[str, Any]]:
-        other = spans.alias("other")
-        where = [spans.c.line_pk == line_pk, spans.c.last.is_not(None), spans.c.last >= a, spans.c.last < b,
-                 spans.c.first <= a, ~self._covered(line_pk, b, other)]
-        return self._rows(conn, where, spans.c.removed_reason)
+        where = [spans.c.line_pk == line_pk, spans.c.last.is_not(None), spans.c.last >= a, spans.c.last < b, spans.c.first <= a]
+        return self._rows(conn, where, spans.c.removed_reason, line_pk, b)
 
     def size(self) -> dict[str, int]:
         """Rows per table (what the benchmark reports next to the size on disk)."""

@@ -386,6 +386,7 @@ class Delivery(Contract):
     duplicate_of: str | None = None  # duplicate: the name the same bytes were ingested under
     version: int | None = None  # known / duplicate: the version that ingested these bytes
     columns: dict[str, str] = Field(default_factory=dict)  # the zone's column mapping, to read the file again
+    mtime_ns: int | None = None  # when it was seen: a file of the same name, size and time is not hashed again
 
     @property
     def is_new(self) -> bool:

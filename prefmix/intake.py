@@ -27,6 +27,12 @@ class FoundFile:
     path: str
     sha256: str
     bytes: int
+    mtime_ns: int = 0
+
+
+# path -> (bytes, mtime_ns, sha256) of files hashed before: a file with the same name, size and modification time
+# is not read again (the nightly's cost follows the new files, not the landing zone's size).
+Seen = dict[str, tuple[int, int, str]]
 
 
 def files_in(zone: LandingZone) -> list[Path]:
@@ -44,23 +50,32 @@ def files_in(zone: LandingZone) -> list[Path]:
     return sorted(p.resolve() for p in found if p.is_file() and not p.name.startswith("."))
 
 
-def found(path: Path) -> FoundFile:
+def found(path: Path, seen: Seen | None = None) -> FoundFile:
     try:
-        return FoundFile(str(path), sha256_file(path), path.stat().st_size)
+        stat = path.stat()
+        known = (seen or {}).get(str(path))
+        if known is not None and known[:2] == (stat.st_size, stat.st_mtime_ns):
+            return FoundFile(str(path), known[2], stat.st_size, stat.st_mtime_ns)
+        return FoundFile(str(path), sha256_file(path), stat.st_size, stat.st_mtime_ns)
     except OSError as exc:
         raise InputError(f"{path}: cannot be read ({exc.strerror})") from None
 
 
-def expand(zones: list[Zone]) -> list[tuple[Zone, FoundFile]]:
+def listed(zones: list[Zone]) -> list[tuple[Zone, Path]]:
     """Every file of every zone with the zone it came from (a file in two zones counts once, in the first)."""
-    seen: set[str] = set()
-    out: list[tuple[Zone, FoundFile]] = []
+    names: set[str] = set()
+    out: list[tuple[Zone, Path]] = []
     for zone in zones:
         for path in files_in(zone):
-            if str(path) not in seen:
-                seen.add(str(path))
-                out.append((zone, found(path)))
+            if str(path) not in names:
+                names.add(str(path))
+                out.append((zone, path))
     return out
+
+
+def expand(zones: list[Zone], seen: Seen | None = None) -> list[tuple[Zone, FoundFile]]:
+    """Every file of every zone, hashed (unless `seen` knows it unchanged), with the zone it came from."""
+    return [(zone, found(path, seen)) for zone, path in listed(zones)]
 
 
 def as_file(zone: Zone, file: FoundFile) -> Zone:
