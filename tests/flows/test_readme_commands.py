@@ -65,6 +65,8 @@ def test_readme_post_demo_commands_answer_right(prefect_server: PrefectServer, d
         assert done.returncode == 0, f"{line}\n{done.stderr[-2000:]}"
         outputs[command] = done
 
+    versions = next(o for c, o in outputs.items() if "versions demo" in c).stdout
+    assert "v1" in versions and "demo-store/datasets/demo/v1" in versions
     listed = json.loads(next(o for c, o in outputs.items() if "batches --json" in c).stdout)
     assert [b["batch_id"] for b in listed] == [batch_id] and listed[0]["status"] == "published"
     shown = next(o for c, o in outputs.items() if "lineage show" in c).stdout
