@@ -103,13 +103,7 @@ def handler(args: argparse.Namespace) -> int:
     from prefmix.flows import runner
 
     runner.quiet_prefect()
-    from prefmix.flows.route import (
-        PullSummary,
-        RouteSummary,
-        configure,
-        label_studio_url,
-        route,
-    )
+    from prefmix.flows.route import PullSummary, RouteSummary, configure, preflight, route
 
     config = configure(args.config, args.overrides, args.budget, args.budget_share, args.budget_money)  # before Prefect starts
     preflight(config, args.action, to, url, args.out, args.export, args.queue_id)
