@@ -4,6 +4,7 @@ rebuild from the manifests answers the same."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 
@@ -139,3 +140,25 @@ def test_an_older_ledger_layout_is_rebuilt_by_recover(store, config, records):
     report = recover(store)
     assert report.reindexed and report.ledger_error is None
     assert not Ledger.for_reading(store).stale()
+
+
+def test_retract_command_refuses_a_selector_that_matches_nothing_and_writes_nothing(store, dataset_config, two_versions, capsys):
+    from prefmix.cli import main
+
+    url = dataset_config.lineage.ledger_url
+    before = sorted(p.relative_to(store.root) for p in store.root.rglob("*"))
+    extra = ["--config", str(_config_file(store, url))] if url else ["--store", str(store.root)]
+    code = main(["retract", "--annotator", "nobody", "--reason", "typo", *extra])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "matches no row" in err
+    assert sorted(p.relative_to(store.root) for p in store.root.rglob("*")) == before
+    code = main(["retract", "--vendor", "vendor-b", "--reason", "re-labelled", "--json", *extra])
+    out = capsys.readouterr().out
+    assert code == 0 and json.loads(out)["rows_matched"] == 56
+    assert [v["version"] for v in audit.impact_selector(store, "vendor", "vendor-b", DATASET, url)["versions"]] == [2]
+
+
+def _config_file(store: Store, url: str) -> Path:
+    path = store.root.parent / "ledger-config.yaml"
+    path.write_text(f"store: {store.root}\nlineage: {{ledger_url: '{url}'}}\n")
+    return path
