@@ -458,6 +458,15 @@ class Ledger:
             query = sa.select(batches.c.batch_id, batches.c.status, batches.c.location)
             return {r.batch_id: (r.status, r.location) for r in conn.execute(query)}
 
+    def batch_index(self) -> dict[str, tuple[str, str, str, str | None, int | None]]:
+        """batch_id -> (status, location, created_at, dataset, version) of every indexed batch (what recover reads
+        instead of the manifests)."""
+        self.create()
+        with self.begin() as conn:
+            query = sa.select(batches.c.batch_id, batches.c.status, batches.c.location, batches.c.created_at, batches.c.dataset,
+                              batches.c.version)
+            return {r.batch_id: (r.status, r.location, r.created_at or "", r.dataset, r.version) for r in conn.execute(query)}
+
     def batch_ids(self) -> set[str]:
         self.create()
         with self.begin() as conn:

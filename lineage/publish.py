@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -210,6 +211,35 @@ def override(store: Store, batch_id: str, reason: str, by: str | None = None, *,
                        ledger_url=ledger_url, emitter=None, parent=None)
 
 
+@dataclass(frozen=True)
+class _Seen:
+    """What recover needs of a batch folder: from the ledger when it indexed the folder where it is, else its manifest."""
+
+    batch_id: str
+    folder: Path
+    status: str
+    created_at: str
+    dataset: str | None
+    version: int | None
+    manifest: Manifest | None  # read only when the ledger could not vouch for the folder
+
+
+def _survey_batches(store: Store, indexed: dict[str, tuple[str, str, str, str | None, int | None]]) -> list[_Seen]:
+    """Every finished batch folder; manifests are read only for folders the ledger does not know at that place
+    (a store of a year of nightly versions is not re-read every night)."""
+    seen: list[_Seen] = []
+    for folder in store.batch_dirs():
+        known = indexed.get(folder.name)
+        if known is not None and known[1] == str(folder):
+            status, _, created_at, dataset, version = known
+            seen.append(_Seen(folder.name, folder, status, created_at, dataset, version, None))
+        else:
+            m = read_manifest(folder)
+            seen.append(_Seen(m.batch_id, folder, m.status, m.created_at, m.dataset.name if m.dataset else None,
+                              m.dataset.version if m.dataset else None, m))
+    return seen
+
+
 def recover(store: Store, ledger_url: str | None = None) -> RecoverReport:
     """Janitor, run under the store lock at the start of every run: finish or undo what a crash interrupted."""
     from prefmix.lineage.ledger import index_order, read_retractions
@@ -220,13 +250,6 @@ def recover(store: Store, ledger_url: str | None = None) -> RecoverReport:
         if read_manifest(folder).status == "overridden":
             store.move(folder, store.batch_dir(folder.name))
             report.finished_overrides.append(folder.name)
-    manifests = [(read_manifest(d), d) for d in store.batch_dirs()]
-    want, have = expected_latest(store), store.latest()
-    if want and want != have:
-        store.set_latest(want)
-        report.latest = {"from": have, "to": want}
-    _finish_versions(store, [(m, d) for m, d in manifests if m.status in PUBLISHED and m.dataset], report)
-    # Catch the ledger up with batches it missed (crash or locked ledger after the rename), versions in order.
     ledger = Ledger.for_store(store, ledger_url)
     try:
         if ledger.stale():
@@ -235,32 +258,45 @@ def recover(store: Store, ledger_url: str | None = None) -> RecoverReport:
             reindex(store, ledger_url)
             report.reindexed = True
             ledger = Ledger.for_store(store, ledger_url)
-        known = ledger.statuses()
-        for manifest, folder in index_order(manifests):
-            status: BatchStatus = manifest.status
-            if known.get(manifest.batch_id) != (status, str(folder)):
-                ledger.index_batch(manifest, folder)
-                report.indexed.append(manifest.batch_id)
-        indexed = ledger.retraction_ids()
+        indexed = ledger.batch_index()
+    except UserError as exc:
+        report.ledger_error = str(exc)
+        indexed = {}
+    batches = _survey_batches(store, indexed)
+    published = [b for b in batches if b.status in PUBLISHED and b.folder.parent.name == "batches"]
+    want = max(published, key=lambda b: (b.created_at, b.batch_id)).batch_id if published else None
+    have = store.latest()
+    if want and want != have:
+        store.set_latest(want)
+        report.latest = {"from": have, "to": want}
+    _finish_versions(store, [b for b in published if b.dataset and b.version], report)
+    if report.ledger_error:
+        return report
+    # Catch the ledger up with batches it missed (crash or locked ledger after the rename), versions in order.
+    try:
+        missed = [(b.manifest, b.folder) for b in batches if b.manifest is not None]
+        for manifest, folder in index_order(missed):  # type: ignore[arg-type]
+            ledger.index_batch(manifest, folder)
+            report.indexed.append(manifest.batch_id)
+        known_ids = ledger.retraction_ids()
         for retraction in read_retractions(store):
-            if retraction.retraction_id not in indexed:
+            if retraction.retraction_id not in known_ids:
                 ledger.record_retraction(retraction)
     except UserError as exc:
         report.ledger_error = str(exc)
     return report
 
 
-def _finish_versions(store: Store, published: list[tuple[Manifest, Path]], report: RecoverReport) -> None:
+def _finish_versions(store: Store, published: list[_Seen], report: RecoverReport) -> None:
     """Every published dataset batch has its vN link, and each dataset's LATEST names its newest version."""
     newest: dict[str, int] = {}
-    for manifest, folder in published:
-        info = manifest.dataset
-        assert info is not None
-        link = store.version_path(info.name, info.version)
-        if not link.is_symlink() or link.resolve() != folder.resolve():
-            store.link_version(info.name, info.version, folder)
-            report.versions_linked.append(f"{info.name}/v{info.version}")
-        newest[info.name] = max(newest.get(info.name, 0), info.version)
+    for b in published:
+        assert b.dataset is not None and b.version is not None
+        link = store.version_path(b.dataset, b.version)
+        if not link.is_symlink() or link.resolve() != b.folder.resolve():
+            store.link_version(b.dataset, b.version, b.folder)
+            report.versions_linked.append(f"{b.dataset}/v{b.version}")
+        newest[b.dataset] = max(newest.get(b.dataset, 0), b.version)
     for name, version in sorted(newest.items()):
         if store.dataset_latest(name) != version:
             store.set_dataset_latest(name, version)
