@@ -1,21 +1,24 @@
-"""Benchmark: gate a 1M-row canonical batch and blend the same rows, side by side.
+"""Benchmark: gate a 1M-row canonical batch with every check on and blend the same rows, side by side.
 
-    .venv/bin/python bench/gate.py [--rows 1000000] [--data DIR] [--keep]
+    .venv/bin/python bench/gate.py [--rows 1000000] [--earlier-rows 100000] [--data DIR] [--keep]
 
-1. Builds (with numpy vectorised sampling) a canonical batch of --rows rows:
-   prompt/chosen/rejected of 30-100 words each from a Zipf-weighted English
-   vocabulary with punctuation and numbers, 70/30 human/synthetic in every
-   domain, judge scores with a positive margin, annotation agreement for human
-   rows, 5% eval, 0.2% rows with an e-mail or phone number (under the PII
-   threshold). Files are written as single-source shards under DIR/data, so
-   the same files are the gate's batch and the blend's inputs.
+1. Builds (with numpy vectorised sampling), in a store under DIR:
+   - staging/bench: a canonical batch of --rows rows: prompt/chosen/rejected of 30-100 words each from a
+     Zipf-weighted English vocabulary with punctuation and numbers, 70/30 human/synthetic in every
+     domain, judge scores with a positive margin, annotation agreement for human rows, 5% eval, 0.2% rows
+     with an e-mail or phone number (under the PII threshold). Files are single-source shards, so the same
+     files are the gate's batch and the blend's inputs;
+   - batches/bench-earlier: an earlier published batch of --earlier-rows rows, gated once while building
+     (untimed), so its report/prompt_sketch.parquet is there as after a real nightly;
+   - eval.jsonl: an eval set of 10,000 prompts (JSON Lines), 20 of them copied from the batch.
 2. Times, each in its own child process on the same files:
-   (a) the gate: run_gate on DIR (GX import and context set-up timed apart,
-       since a worker pays them once per process, not once per batch);
+   (a) the gate: run_gate on staging/bench with every check on: the content checks, near-duplicates
+       (against the other source and the earlier batch) and contamination (the eval set), GX Data Docs
+       and the HTML report (the GX import and context set-up timed apart: a worker pays them once);
    (b) the blend: blending.blend.blend over the same shards (all_human, 70/30).
-The last line is JSON with gate_over_blend (warm gate / blend, wall clock),
-gate_cold_over_blend (including the GX import) and gate_over_blend_cpu (the
-same ratio in CPU seconds, steadier when the machine is shared).
+The last line is JSON with gate_over_blend (warm gate / blend, wall clock; target <= 0.5),
+gate_cold_over_blend (including the GX import) and gate_over_blend_cpu (the same ratio in CPU seconds,
+steadier when the machine is shared).
 """
 
 from __future__ import annotations
@@ -136,20 +139,56 @@ def make_batch(folder: Path, rows: int, seed: int = 7) -> list[Path]:
                 "batch_id": pa.array(np.full(n, "bench"), pa.string()),
                 "split": pa.array(np.where(rng.random(n) < 0.05, "eval", "train"), pa.string()),
             }
+            table |= {f.name: pa.nulls(n, f.type) for f in SCHEMA if f.name not in table}  # optional columns
             path = folder / "data" / f"{source}-{part:03d}.parquet"
             write_parquet(pa.table(table, schema=SCHEMA), path)
             paths.append(path)
     return paths
 
 
-def config_data() -> dict:
+EVAL_PROMPTS = 10_000
+EVAL_FROM_BATCH = 20  # eval prompts copied from the batch: contamination finds rows, under its threshold
+
+
+def config_data(store: Path | None = None) -> dict:
+    gate: dict = {"min_agreement": 0.5}
+    if store is not None:
+        # Every check on (the default severities), and the eval set for contamination; the copied prompts
+        # are measured (rows > 0) but kept under the threshold so the verdict stays pass.
+        gate["contamination"] = {"eval_sets": [str(store / "eval.jsonl")], "max_share": 0.001}
     return {
         "seed": 1,
         "domains": list(DOMAINS),
         "blend": {"ratios": {"human": 0.7, "synthetic": 0.3}, "size": "all_human", "eval_fraction": 0.05,
                   "shard_rows": 100_000},
-        "gate": {"min_agreement": 0.5},
+        "gate": gate,
     }
+
+
+def batch_dir(store: Path) -> Path:
+    return store / "staging" / "bench"
+
+
+def make_store(store: Path, rows: int, earlier_rows: int) -> None:
+    """The batch, an earlier published batch (gated, so it has its prompt sketch) and the eval set."""
+    import pyarrow.parquet as pq
+
+    from prefmix.config import parse
+    from prefmix.store import atomic_write_json
+
+    make_batch(batch_dir(store), rows)
+    if earlier_rows:
+        earlier = store / "batches" / "bench-earlier"
+        make_batch(earlier, earlier_rows, seed=11)
+        atomic_write_json(earlier / "manifest.json", {"batch_id": "bench-earlier", "status": "published"})
+        from prefmix.validators.gate import run_gate
+
+        run_gate(parse(config_data()), earlier)
+    rng = np.random.default_rng(5)
+    prompts = texts(rng, vocabulary(), EVAL_PROMPTS - EVAL_FROM_BATCH).to_pylist()
+    first = sorted((batch_dir(store) / "data").glob("*.parquet"))[0]
+    prompts += pq.read_table(first, columns=["prompt"]).column("prompt").to_pylist()[:EVAL_FROM_BATCH]
+    (store / "eval.jsonl").write_text("".join(json.dumps({"prompt": p}) + "\n" for p in prompts), encoding="utf-8")
 
 
 # ---------------------------------------------------------------- child processes (one contender each)
@@ -162,20 +201,23 @@ def cpu_s() -> float:
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-def child_gate(folder: Path) -> dict:
+def child_gate(store: Path) -> dict:
     from prefmix.config import parse
 
     started = time.perf_counter()
     from prefmix.validators import suite
 
     suite._context()  # GX import + ephemeral context: once per process
+    import matplotlib.figure  # noqa: F401  (the report's plotting library: imported once per process too)
     ready, cpu = time.perf_counter(), cpu_s()
     from prefmix.validators.gate import run_gate
 
-    result = run_gate(parse(config_data()), folder)
+    result = run_gate(parse(config_data(store)), batch_dir(store))
     done = time.perf_counter()
+    figures = {c.name: c.observed for c in result.checks if c.name in ("near_duplicates", "contamination", "repetition")}
     return {"import_s": ready - started, "gate_s": done - ready, "gate_cpu_s": cpu_s() - cpu, "verdict": result.verdict,
-            "failed": result.failed_critical + result.failed_warning, "rows": result.check("row_count").observed}
+            "failed": result.failed_critical + result.failed_warning, "rows": result.check("row_count").observed,
+            "checks": len(result.checks), "figures": figures}
 
 
 def child_blend(folder: Path, out: Path) -> dict:
@@ -184,7 +226,7 @@ def child_blend(folder: Path, out: Path) -> dict:
     started, cpu = time.perf_counter(), cpu_s()
     from prefmix.blending.blend import blend
 
-    files = sorted(str(p) for p in (folder / "data").glob("*.parquet"))
+    files = sorted(str(p) for p in (batch_dir(folder) / "data").glob("*.parquet"))
     human = [f for f in files if Path(f).name.startswith("human-")]
     synthetic = [f for f in files if Path(f).name.startswith("synthetic-")]
     result = blend(parse(config_data()), human, synthetic, out, "bench")
@@ -201,6 +243,7 @@ def run_child(*args: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--earlier-rows", type=int, default=100_000, help="rows of the earlier published batch")
     parser.add_argument("--data", type=Path, help="batch folder (default: a temp dir, removed afterwards)")
     parser.add_argument("--keep", action="store_true", help="keep the generated data")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
@@ -212,16 +255,17 @@ def main() -> None:
 
     folder = args.data or Path(tempfile.mkdtemp(prefix="prefmix-gate-bench-"))
     try:
-        if not list((folder / "data").glob("*.parquet")):
+        if not (folder / "eval.jsonl").is_file():
             started = time.perf_counter()
-            print(f"building {args.rows:,} rows under {folder} ...", flush=True)
-            make_batch(folder, args.rows)
+            print(f"building {args.rows:,} rows (+{args.earlier_rows:,} earlier) under {folder} ...", flush=True)
+            make_store(folder, args.rows, args.earlier_rows)
             print(f"built in {time.perf_counter() - started:.1f}s", flush=True)
-        size = sum(p.stat().st_size for p in (folder / "data").glob("*.parquet"))
+        size = sum(p.stat().st_size for p in (batch_dir(folder) / "data").glob("*.parquet"))
         print(f"batch: {size / 1e6:.0f} MB of Parquet", flush=True)
         gate = run_child("gate", str(folder))
-        print(f"gate : {gate['gate_s']:.2f}s for {gate['rows']:,} rows (+{gate['import_s']:.2f}s GX import/context "
-              f"once per process), verdict {gate['verdict']} {gate['failed']}", flush=True)
+        print(f"gate : {gate['gate_s']:.2f}s for {gate['rows']:,} rows, {gate['checks']} checks (+{gate['import_s']:.2f}s "
+              f"GX import/context once per process), verdict {gate['verdict']} {gate['failed']}", flush=True)
+        print(f"       {json.dumps(gate['figures'])}", flush=True)
         blend_out = Path(tempfile.mkdtemp(prefix="prefmix-gate-bench-blend-"))
         try:
             blend = run_child("blend", str(folder), str(blend_out))

@@ -63,7 +63,7 @@ def text_integrity(df: pl.DataFrame, invalid_utf8: int, keep: int) -> Measure:
 
 def truncated_share(df: pl.DataFrame, gate: Gate, keep: int) -> Measure:
     """Share of rows with known finish reasons whose chosen candidate stopped at max_tokens ("length")."""
-    reasons = pl.col("generation").struct.field("finish_reasons")
+    reasons = pl.col("finish_reasons")  # generation.finish_reasons, read by validators/metrics.py
     chosen, rejected = reasons.list.get(0, null_on_oob=True), reasons.list.get(1, null_on_oob=True)
     stats = df.select(
         known=chosen.is_not_null().sum(),
@@ -87,17 +87,18 @@ def repetition(df: pl.DataFrame, gate: Gate, keep: int) -> Measure:
     """Share of rows whose chosen text repeats itself: seq-rep-n (1 - distinct/total word n-grams) > max_rep.
 
     seq-rep-n needs every text split into words, which costs more than the rest of the gate; so candidates
-    come first: a text with more than half of its n-grams repeated has its repeated stretch at 3/4 of its
-    length (a loop runs to the end of a generation) or in its middle, so a 24-byte window taken there
-    occurs at least twice. Only candidates are split and measured exactly.
+    come first: in a text with more than half of its n-grams repeated the repetition covers most of its
+    second half (a loop runs to the end of a generation), so the 24 characters at 2/3 of its length occur
+    earlier in it too. Only candidates are split and measured exactly.
     """
     cfg = gate.repetition
     chosen = pl.col("chosen")
-    size = chosen.str.len_bytes()
-    windows = [chosen.str.slice((size * k) // 4, 24) for k in (2, 3)]
-    candidate = pl.any_horizontal([chosen.str.count_matches(w, literal=True) >= 2 for w in windows]) & (size >= 48)
+    size = chosen.str.len_chars()
+    at = (size * 2) // 3
+    window = chosen.str.slice(at, 24)
+    candidate = (size >= 48) & chosen.str.head(at.cast(pl.Int64)).str.contains(window, literal=True)
     rows = df.height
-    picked = df.with_row_index("_row").filter(candidate.fill_null(False)).select("_row", "chosen")
+    picked = df.select("chosen").with_row_index("_row").filter(candidate.fill_null(False))
     rep = seq_rep(picked["chosen"], cfg.ngram)
     flagged = picked.filter(rep > cfg.max_rep).with_columns(seq_rep=rep.filter(rep > cfg.max_rep))
     count = flagged.height
@@ -138,9 +139,13 @@ def echo(df: pl.DataFrame, gate: Gate, keep: int) -> Measure:
     """Share of rows whose chosen text contains its whole prompt (trimmed), for prompts of min_prompt_chars+."""
     cfg = gate.echo
     prompt, chosen = pl.col("prompt"), pl.col("chosen")
-    # Lengths come from the Arrow offsets: only rows where the prompt could fit are searched.
+    # Lengths come from the Arrow offsets: only rows where the prompt could fit are searched, first for the
+    # prompt's first 32 characters (a short needle is cheap to look for), then for the whole prompt.
     fits = (prompt.str.len_bytes() >= cfg.min_prompt_chars) & (chosen.str.len_bytes() >= prompt.str.len_bytes())
-    candidates = df.with_row_index("_row").filter(fits.fill_null(False)).select("_row", "prompt", "chosen")
+    candidates = (
+        df.select("prompt", "chosen").with_row_index("_row")
+        .filter(fits.fill_null(False) & chosen.str.contains(prompt.str.strip_chars_start().str.head(32), literal=True))
+    )
     hit = candidates.filter(pl.col("chosen").str.contains(pl.col("prompt").str.strip_chars(), literal=True).fill_null(False))
     count, rows = hit.height, df.height
     share = count / rows if rows else 0.0
@@ -181,9 +186,11 @@ def length_bias(df: pl.DataFrame, gate: Gate) -> Measure:
     """Per source, the mean chosen/rejected length ratio, taken as a geometric mean of the rows' ratios (one
     50,000-character answer must not decide it: that is text_length's business); the figure is the worst
     source's ratio or its inverse, so a judge that favours short answers is caught too."""
-    both = (pl.col("chosen").str.len_chars() > 0) & (pl.col("rejected").str.len_chars() > 0)
-    log_ratio = (pl.col("chosen").str.len_chars().cast(pl.Float64) / pl.col("rejected").str.len_chars()).log()
-    per = df.filter(both.fill_null(False)).group_by("source").agg(mean=log_ratio.mean()).sort("source")
+    lengths = df.select("source", c=pl.col("chosen").str.len_chars(), r=pl.col("rejected").str.len_chars())
+    per = (
+        lengths.filter((pl.col("c") > 0) & (pl.col("r") > 0))
+        .group_by("source").agg(mean=(pl.col("c").cast(pl.Float64) / pl.col("r")).log().mean()).sort("source")
+    )
     ratios = {str(source): round(math.exp(mean), 4) for source, mean in per.iter_rows() if mean is not None}
     worst = max(ratios, key=lambda s: abs(math.log(ratios[s])), default=None)
     value = None if worst is None else max(ratios[worst], 1 / ratios[worst])

@@ -24,7 +24,8 @@ from prefmix.validators.measure import Measure, flagged_samples
 
 TEXT = ("prompt", "chosen", "rejected")
 # Columns the gate reads; the rest of the canonical schema is only type-checked.
-NEEDED = ("record_id", *TEXT, "domain", "source", "chosen_score", "rejected_score", "split", "annotation", "generation")
+NEEDED = ("record_id", *TEXT, "domain", "source", "chosen_score", "rejected_score", "split", "annotation")
+FINISH = "finish_reasons"  # generation.finish_reasons, read on its own (the whole struct costs more than the texts)
 
 # One combined pattern so each candidate text is scanned once. Kinds: e-mail
 # address; North-American phone number (separators, optional +1 / brackets);
@@ -97,8 +98,27 @@ def read_batch(batch_dir: Path, with_annotation: bool = True) -> Batch:
                 raise InputError(f"{path}: not a readable Parquet file ({str(exc).splitlines()[0]})") from None
             frame, bad = _read_repairing(path, present)
             invalid += bad
-        frames.append(_coerce(frame, wanted))
+        frames.append(_coerce(frame, wanted).with_columns(_finish_reasons(path, frame.height)))
     return Batch(pl.concat(frames, how="vertical") if len(frames) > 1 else frames[0], problems, files, invalid)
+
+
+def _finish_reasons(path: Path, rows: int) -> pl.Series:
+    """generation.finish_reasons of a file; all null without reading when the file's metadata says so."""
+    empty = pl.Series(FINISH, [None] * rows, dtype=pl.List(pl.String))
+    try:
+        meta = pq.ParquetFile(path).metadata
+        leaf = next((i for i in range(meta.num_columns)
+                     if meta.row_group(0).column(i).path_in_schema.startswith("generation.finish_reasons")), None)
+        if leaf is None:
+            return empty
+        stats = [meta.row_group(g).column(leaf).statistics for g in range(meta.num_row_groups)]
+        if all(st is not None and st.has_null_count and st.null_count == meta.row_group(g).column(leaf).num_values
+               for g, st in enumerate(stats)):
+            return empty
+        read = pl.scan_parquet(path).select(pl.col("generation").struct.field(FINISH)).collect()
+        return read.to_series().cast(pl.List(pl.String), strict=False).alias(FINISH)
+    except Exception:  # an old or odd file: no finish reasons (the schema check reports real problems)
+        return empty
 
 
 def rows_frame(batch: Batch, batch_dir: Path) -> Any:
@@ -246,7 +266,8 @@ def _core(config: Config, batch: Batch, human_agreement: float | None, judge_hum
     missing_domains = [d for d in config.domains if d not in per_domain]
 
     stats["same"] = _same_pairs(df)
-    stats["pii_rows"] = _pii_rows(df)
+    pii_rows = _pii_rows(df)
+    stats["pii_rows"] = pii_rows.len()
     leaked = _leaked_prompts(df)
 
     agreement, agreement_note = _agreement(df, stats["human_rows"], human_agreement, with_annotation="annotation" in df.columns)
@@ -264,7 +285,7 @@ def _core(config: Config, batch: Batch, human_agreement: float | None, judge_hum
             {**r} for r in df.filter(pl.any_horizontal(score_bad)).head(keep)
             .select("record_id", "source", "domain", "chosen_score", "rejected_score").iter_rows(named=True)
         ] if stats["bad_scores"] else [],
-        "pii_share": _pii_samples(df, keep) if stats["pii_rows"] else [],
+        "pii_share": _pii_samples(df, pii_rows, keep) if stats["pii_rows"] else [],
     }
     duplicates = rows - stats["ids_unique"]  # null ids count as duplicates too
     pii_share = stats["pii_rows"] / rows if rows else 0.0
@@ -308,20 +329,21 @@ def _core(config: Config, batch: Batch, human_agreement: float | None, judge_hum
     ]
 
 
-def _pii_rows(df: pl.DataFrame) -> int:
-    """Rows where any text matches PII_PATTERN; the full pattern only runs on prefiltered candidates."""
+def _pii_rows(df: pl.DataFrame) -> pl.Series:
+    """Row numbers (sorted, unique) where any text matches PII_PATTERN; the full pattern only runs on
+    prefiltered candidates."""
     hits = []
     for column in TEXT:
         texts = df.select(pl.int_range(pl.len(), dtype=pl.UInt32).alias("row"), pl.col(column).alias("t"))
         candidates = texts.filter(pl.col("t").str.contains(PII_PREFILTER))
         hits.append(candidates.filter(pl.col("t").str.contains(PII_PATTERN))["row"])
-    return pl.concat(hits).n_unique()
+    return pl.concat(hits).unique().sort()
 
 
-def _pii_samples(df: pl.DataFrame, keep: int) -> list[dict[str, Any]]:
-    """A few rows with a PII match, the match shown in the excerpt (prefiltered like _pii_rows)."""
-    hit = pl.any_horizontal([pl.col(c).str.contains(PII_PREFILTER) & pl.col(c).str.contains(PII_PATTERN) for c in TEXT])
-    return flagged_samples(df, hit.fill_null(False), TEXT, keep, find=PII_PATTERN.replace("(?-u:\\b)", "\\b"))
+def _pii_samples(df: pl.DataFrame, rows: pl.Series, keep: int) -> list[dict[str, Any]]:
+    """A few rows with a PII match (found by _pii_rows), the match shown in the excerpt."""
+    picked = df.select("record_id", "source", "domain", *TEXT)[rows.head(keep).to_list()]
+    return flagged_samples(picked, pl.lit(True), TEXT, keep, find=PII_PATTERN.replace("(?-u:\\b)", "\\b"))
 
 
 def _edge_space(column: str) -> pl.Expr:

@@ -2,11 +2,12 @@
 
 A text's words are its lowercase whitespace-separated tokens (punctuation stays attached). Word hashes
 come from Polars; an n-gram's hash is the polynomial sum_j w[i+j] * P^j (mod 2^64) of its word hashes,
-read off prefix sums in O(1) per position whatever n is, then mixed (splitmix64) so every bit is usable.
+read off prefix sums in O(1) per position whatever n is.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,8 +37,8 @@ def words(texts: pl.Series) -> Words:
     """Lowercase, newline/tab as space, split on spaces; empty tokens (runs of spaces) are dropped."""
     lowered = texts.fill_null("").str.to_lowercase()
     # Literal replaces only touch texts that hold the character; a \s+ regex over all texts costs 10x more.
-    for char in ("\n", "\t", "\r", "\u00a0"):
-        lowered = lowered.str.replace_all(char, " ", literal=True)
+    if lowered.str.contains("[\n\t\r\u00a0]").any():
+        lowered = lowered.str.replace_all("[\n\t\r\u00a0]", " ")
     lists = lowered.str.split(" ")
     counts = lists.list.len().to_numpy().astype(np.int64)
     flat = lists.explode()
@@ -62,46 +63,72 @@ def mix(x: np.ndarray) -> np.ndarray:
     return x
 
 
-def _prefix(hashes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """S[i] = sum_{j<i} w_j P^j and P^-i, for i in 0..len (uint64, wrapping)."""
-    n = len(hashes)
-    powers = np.empty(n + 1, dtype=np.uint64)
+@functools.lru_cache(maxsize=4)
+def _powers(size: int) -> tuple[np.ndarray, np.ndarray]:
+    """P^i and P^-i for i in 0..size (uint64, wrapping), kept for the next chunk of the same size class."""
+    powers = np.full(size + 1, P, dtype=np.uint64)
     powers[0] = 1
-    if n:
-        powers[1:] = P
-        np.cumprod(powers, out=powers)
-    inverse = np.empty(n + 1, dtype=np.uint64)
+    np.cumprod(powers, out=powers)
+    inverse = np.full(size + 1, P_INV, dtype=np.uint64)
     inverse[0] = 1
-    if n:
-        inverse[1:] = P_INV
-        np.cumprod(inverse, out=inverse)
-    prefix = np.zeros(n + 1, dtype=np.uint64)
-    with np.errstate(over="ignore"):
-        np.cumsum(hashes * powers[:n], out=prefix[1:])
-    return prefix, inverse
+    np.cumprod(inverse, out=inverse)
+    return powers, inverse
 
 
-def ngrams(w: Words, n: int, short: bool = False) -> tuple[np.ndarray, np.ndarray]:
+@dataclass(frozen=True)
+class Prefix:
+    """S[i] = sum_{j<i} w_j P^j over a text chunk's flat word hashes, and P^-i: any run of words w[a:b] hashes
+    to (S[b] - S[a]) * P^-a in O(1)."""
+
+    sums: np.ndarray
+    inverse: np.ndarray
+    owner: np.ndarray  # the text of each flat position
+    end: np.ndarray  # the end (exclusive) of that text, in the flat array
+
+    @classmethod
+    def of(cls, w: Words) -> "Prefix":
+        n = len(w.hashes)
+        size = 1 << max(16, (n + 1).bit_length())  # size classes: the cached powers are reused across chunks
+        powers, inverse = _powers(size)
+        sums = np.zeros(n + 1, dtype=np.uint64)
+        with np.errstate(over="ignore"):
+            np.cumsum(w.hashes * powers[:n], out=sums[1:])
+        # int32 positions: a chunk holds far fewer than 2^31 words, and half the memory traffic
+        owner = np.repeat(np.arange(len(w), dtype=np.int32), w.counts)
+        return cls(sums, inverse[: n + 1], owner, w.offsets[1:].astype(np.int32)[owner])
+
+    def runs(self, starts: np.ndarray, stops: np.ndarray) -> np.ndarray:
+        with np.errstate(over="ignore"):
+            return (self.sums[stops] - self.sums[starts]) * self.inverse[starts]
+
+
+def ngrams(w: Words, n: int, short: bool = False, prefix: Prefix | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(hashes, text index) of every word n-gram; with `short`, a text of fewer than n words gives one
     n-gram of all its words (shingles for similarity), else none (n-gram overlap)."""
-    prefix, inverse = _prefix(w.hashes)
-    starts, counts = w.offsets[:-1], w.counts
-    per_text = np.maximum(counts - n + 1, 0)
+    prefix = prefix or Prefix.of(w)
+    total = len(w.hashes)
+    counts = w.counts
+    if total >= n:
+        # Every flat position at once (contiguous slices, no gathers); then drop the n-grams that run past
+        # the end of their text: the last n-1 positions of each text.
+        m = total - n + 1
+        with np.errstate(over="ignore"):
+            grams = (prefix.sums[n:] - prefix.sums[:-n]) * prefix.inverse[:m]
+        valid = np.arange(n, m + n, dtype=np.int32) <= prefix.end[:m]
+        grams, owner = grams[valid], prefix.owner[:m][valid]
+    else:
+        grams, owner = np.empty(0, np.uint64), np.empty(0, np.int32)
     if short:
-        per_text = np.where((counts > 0) & (counts < n), 1, per_text)
-    text = np.repeat(np.arange(len(counts), dtype=np.int64), per_text)
-    first = np.repeat(starts - np.concatenate([[0], np.cumsum(per_text)[:-1]]), per_text)
-    pos = np.arange(len(text), dtype=np.int64) + first  # the n-gram's first word, in the flat array
-    stop = np.minimum(pos + n, w.offsets[1:][text])
-    with np.errstate(over="ignore"):
-        grams = (prefix[stop] - prefix[pos]) * inverse[pos]
-    return mix(grams), text
+        few = np.flatnonzero((counts > 0) & (counts < n))
+        if few.size:
+            grams = np.concatenate([grams, prefix.runs(w.offsets[few], w.offsets[few + 1])])
+            owner = np.concatenate([owner, few.astype(np.int32)])
+    # No final mix: a polynomial of well-mixed 64-bit word hashes is already uniform in every bit.
+    return grams, owner
 
 
-def text_keys(w: Words) -> np.ndarray:
+def text_keys(w: Words, prefix: Prefix | None = None) -> np.ndarray:
     """One hash per text of its whole word sequence: texts equal up to case and spacing share a key."""
-    prefix, inverse = _prefix(w.hashes)
+    prefix = prefix or Prefix.of(w)
     with np.errstate(over="ignore"):
-        keys = (prefix[w.offsets[1:]] - prefix[w.offsets[:-1]]) * inverse[w.offsets[:-1]]
-    keys = mix(keys + w.counts.astype(np.uint64))
-    return keys
+        return mix(prefix.runs(w.offsets[:-1], w.offsets[1:]) + w.counts.astype(np.uint64))
