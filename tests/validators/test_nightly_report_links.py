@@ -21,8 +21,10 @@ pytestmark = [pytest.mark.vllm, pytest.mark.server]
 def test_tiny_teacher_nightly_is_quarantined_and_links_point_at_the_final_report(
         vllm_teacher, prefect_server: PrefectServer, tmp_path: Path) -> None:
     inputs = make_inputs(tmp_path, prompts=40, items=30)
-    # A random-weight model never stops by itself: keep its cut answers so the batch is not empty.
-    config = write_config(tmp_path, vllm_teacher.base_url, vllm_teacher.model_name, inputs, generation__truncated="keep")
+    # A random-weight model never stops by itself: keep its cut answers so the batch is not empty; and the
+    # gate's default policy, every check as shipped (the flow tests' helper may turn the text checks off).
+    config = write_config(tmp_path, vllm_teacher.base_url, vllm_teacher.model_name, inputs,
+                          generation__truncated="keep", gate__severity={})
     env = {**os.environ, "PREFECT_API_URL": prefect_server.url}
     done = prefmix("run", "nightly", "--config", str(config), "--json", "--date", "2026-11-27", env=env)
     summary = last_json(done.stdout)
