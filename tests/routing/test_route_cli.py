@@ -10,16 +10,15 @@ import os
 from pathlib import Path
 from typing import Any
 
-import polars as pl
 import pytest
 import yaml
-from prefmix.routing import label_studio as ls_mod
 from prefmix.routing import samples
-from prefmix.routing.queue import Queue, shown_order, to_shown
+from prefmix.routing.queue import Queue
 
 from prefmix.config import HumanShard, load
 from prefmix.records import to_arrow
 from prefmix.store import write_parquet
+from tests.routing.exports import fake_export
 from tests.support.cli import last_json, one_line, prefmix
 from tests.support.processes import free_port
 
@@ -103,21 +102,6 @@ def test_dry_run_then_out_then_pull_from_an_export(setup: dict[str, Any]) -> Non
         assert route["lead_time_s"] == pytest.approx(12.0)  # the mean of the three votes' 11, 12 and 13 s
         better = setup["truth"][item.record_id]
         assert (row["chosen"], row["rejected"]) == ((item.response_a, item.response_b) if better == "a" else (item.response_b, item.response_a))
-
-
-def fake_export(queue: Queue, tasks: list[dict[str, Any]], truth: dict[str, str]) -> list[dict[str, Any]]:
-    """What Label Studio exports after three right answers per task (lead times 11, 12, 13 s)."""
-    out = []
-    annotation = 0
-    for ls_id, (item, task) in enumerate(zip(queue.items, tasks), start=1):
-        better = item.gold_label if item.is_gold else truth[item.record_id]
-        anns = []
-        for user in (2, 3, 4):
-            annotation += 1
-            anns.append({"id": annotation, "completed_by": user, "was_cancelled": False, "lead_time": 9.0 + user,
-                         "result": [{"id": "r", **ls_mod.pairwise_result(to_shown(better, shown_order(item.task_id)))}]})
-        out.append({"id": ls_id, "data": task["data"], "meta": task["meta"], "annotations": anns})
-    return out
 
 
 @pytest.mark.parametrize("args,message", [
