@@ -119,7 +119,7 @@ records = sa.Table(
     "records",
     metadata,
     sa.Column("pk", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("record_id", sa.String, nullable=False, index=True),
+    sa.Column("record_id", sa.String, nullable=False),  # looked up by the unique (record_id, origin, row) index
     sa.Column("origin_pk", sa.Integer, nullable=False, index=True),
     sa.Column("origin_row", sa.BigInteger, nullable=False),
     sa.Column("source", sa.String, nullable=False),
@@ -734,6 +734,7 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cursor = dbapi_conn.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")  # readers (audit queries) never wait for the nightly writer
     cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA cache_size=-65536")  # 64 MiB: record ids are random keys, so index pages are hit all over
     cursor.close()
 
 
