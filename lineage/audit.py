@@ -49,6 +49,8 @@ def list_batches(store: Store) -> list[dict[str, Any]]:
                 "rows": m.rows,
                 "created_at": m.created_at,
                 "content_hash": m.content_hash,
+                "dataset": m.dataset.name if m.dataset else None,
+                "version": m.dataset.version if m.dataset and m.status in ("published", "overridden") else None,
                 "failed_checks": failed_checks(m),
                 "path": str(d),
             }

@@ -146,6 +146,19 @@ def cmd_show(args: argparse.Namespace) -> int:
     m = data["manifest"]
     code = m.get("code_version") or {}
     print(f"batch        {m['batch_id']}{'  (latest)' if data['latest'] else ''}")
+    info = m.get("dataset")
+    if info:
+        news = [d for d in info["deliveries"] if d["status"] in ("new", "changed")]
+        copies = [d for d in info["deliveries"] if d["status"] == "duplicate"]
+        print(f"dataset      {info['name']} v{info['version']} (built on {'v' + str(info['base_version']) if info['base_version'] else 'nothing'},"
+              f" night {info['day']}): {len(news)} new deliveries, {len(copies)} copies skipped, {info['new_prompts']} new prompts,"
+              f" {info['generated_prompts']} generated with {info['requests']} requests")
+        if info["excluded"]:
+            print("left out      " + ", ".join(f"{k} {v}" for k, v in info["excluded"].items()))
+        if info.get("changes"):
+            c = info["changes"]
+            print(f"changes      +{c['added']} -{c['removed']}  " + "; ".join(
+                f"{kind}: " + ", ".join(f"{r} {n}" for r, n in reasons.items()) for kind, reasons in c["by_reason"].items() if reasons))
     print(f"path         {data['path']}")
     print(f"content hash {m['content_hash']}")
     print(f"rows         {m.get('rows')} in {len(m['files'])} files")
