@@ -3,15 +3,20 @@
 Each round runs `prefmix.generators.run.generate` (pointwise strategy: answers, then
 JSON-schema judge calls) on a fresh run, records the exact request payloads it
 sent, and replays them with a bare aiohttp + semaphore client at the same
-concurrency. vLLM caches prompt prefixes, so a replay of the exact requests would
-find its prompts already cached: every run therefore starts its system prompts
-with its own nonce (prefmix through a bench template, the replay by swapping the
-nonce for a fresh one of the same length), and neither side reuses the other's
-cache. A warm-up pair of runs comes first.
+concurrency against the same server. vLLM caches prompt prefixes, so a replay of
+the exact requests would find its prompts already cached: every run therefore
+starts its system prompts with its own nonce (prefmix through a bench template,
+the replay by swapping the nonce for a fresh one of the same length), and neither
+side reuses the other's cache. A warm-up pair of runs comes first.
 
-    python bench/generation.py [--prompts 1000] [--concurrency 128] [--rounds 3]
+    python bench/generation.py [--teacher tiny|small] [--prompts N] [--concurrency 128] [--rounds R]
 
-Uses the server at $PREFMIX_TEST_VLLM_URL if set, else starts one with the tiny teacher.
+--teacher tiny (default): the tiny random teacher, 1000 prompts of 64 tokens; the server at
+  $PREFMIX_TEST_VLLM_URL if set, else one started here.
+--teacher small: the demo's small real teacher (SmolLM2-135M-Instruct) served as `prefmix demo` serves it,
+  with the demo's generation settings (brevity template, T=0.7, max_tokens 192, greedy judge with expected
+  scores, truncated answers rejected) on the demo's sample prompts; $PREFMIX_TEST_SMALL_URL reuses a server.
+  Also reports teacher tokens per accepted pair with integer scores and with expected scores, side by side.
 The last line printed is JSON with at least {"ratio": prefmix req/s / plain req/s}.
 """
 
@@ -43,10 +48,25 @@ from prefmix.config import load  # noqa: E402
 from prefmix.store import Store  # noqa: E402
 
 DOMAINS = ["general", "finance", "medicine", "law"]
+DEMO = REPO / "configs" / "demo.yaml"
+DEFAULTS = {"tiny": {"prompts": 1000, "rounds": 3, "max_tokens": 64}, "small": {"prompts": 32, "rounds": 2, "max_tokens": 192}}
 
 
 @contextlib.contextmanager
-def server() -> Iterator[tuple[str, str]]:
+def server(teacher: str) -> Iterator[tuple[str, str]]:
+    if teacher == "small":
+        url = os.environ.get("PREFMIX_TEST_SMALL_URL")
+        config = load(DEMO)
+        if url:
+            yield url, config.teachers[0].model
+            return
+        from prefmix.generators.launch import launched_teachers
+
+        t0 = time.perf_counter()
+        with launched_teachers(config, Path(tempfile.gettempdir()) / "bench-small") as endpoints:
+            print(f"small teacher ready in {time.perf_counter() - t0:.0f} s", flush=True)
+            yield endpoints[config.teachers[0].name][0], config.teachers[0].model
+        return
     url = os.environ.get("PREFMIX_TEST_VLLM_URL")
     if url:
         yield url, "tiny-teacher"
@@ -58,28 +78,38 @@ def server() -> Iterator[tuple[str, str]]:
         yield srv.base_url, srv.model_name
 
 
-def write_inputs(work: Path, url: str, model: str, prompts: int, concurrency: int, max_tokens: int) -> Path:
-    pl.DataFrame(
-        {"prompt": [f"Question {i}: explain how item {i * 37 % 1009} works, briefly." for i in range(prompts)],
-         "domain": [DOMAINS[i % 4] for i in range(prompts)]}
-    ).write_parquet(work / "prompts.parquet")
+def write_inputs(work: Path, teacher: str, url: str, model: str, prompts: int, concurrency: int, max_tokens: int) -> Path:
+    if teacher == "small":
+        from prefmix.samples import sample_prompts
+
+        sample_prompts(prompts, seed=11, domains=DOMAINS).write_parquet(work / "prompts.parquet")
+        generation = yaml.safe_load(DEMO.read_text())["generation"]
+        generation["sampling"]["max_tokens"] = max_tokens
+        generation["chunk_size"] = 256
+    else:
+        pl.DataFrame(
+            {"prompt": [f"Question {i}: explain how item {i * 37 % 1009} works, briefly." for i in range(prompts)],
+             "domain": [DOMAINS[i % 4] for i in range(prompts)]}
+        ).write_parquet(work / "prompts.parquet")
+        generation = {
+            "strategy": "pointwise", "samples_per_prompt": 2, "chunk_size": 256, "judge_max_tokens": 48,
+            "sampling": {"max_tokens": max_tokens, "temperature": 1.0, "seed": 1234},
+            "truncated": "keep",  # random weights never stop on their own
+        }
     config = {
         "store": "store",
         "prompts": [{"path": "prompts.parquet"}],
-        "teachers": [{"name": "tiny", "model": model, "endpoints": [url], "max_in_flight": concurrency, "timeout_s": 300}],
-        "generation": {
-            "strategy": "pointwise", "samples_per_prompt": 2, "chunk_size": 256, "judge_max_tokens": 48,
-            "sampling": {"max_tokens": max_tokens, "temperature": 1.0, "seed": 1234},
-        },
+        "teachers": [{"name": teacher, "model": model, "endpoints": [url], "max_in_flight": concurrency, "timeout_s": 600}],
+        "generation": generation,
     }
     path = work / "bench.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
 
 
-def nonce_template(work: Path, nonce: str) -> Path:
-    """The default templates with `nonce` at the start of every system prompt."""
-    data = yaml.safe_load((REPO / "generators" / "templates" / "default.yaml").read_text())
+def nonce_template(work: Path, base: str, nonce: str) -> Path:
+    """The `base` template set with `nonce` at the start of every system prompt."""
+    data = yaml.safe_load((REPO / "generators" / "templates" / f"{base}.yaml").read_text())
     for spec in data["templates"].values():
         spec["system"] = f"[{nonce}] {spec.get('system', '')}"
     path = work / f"templates-{nonce}.yaml"
@@ -101,7 +131,7 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def run_prefmix(config_path: Path, run_id: str, nonce: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def run_prefmix(config_path: Path, template: str, run_id: str, nonce: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """One fresh generate() run; returns its measures and the payloads it sent, in order."""
     from prefmix.generators.run import generate
 
@@ -114,22 +144,23 @@ def run_prefmix(config_path: Path, run_id: str, nonce: str) -> tuple[dict[str, A
 
     ChatClient.chat = recording  # type: ignore[method-assign]
     try:
-        config = load(config_path, [f"generation.template={nonce_template(config_path.parent, nonce)}"])
+        config = load(config_path, [f"generation.template={nonce_template(config_path.parent, template, nonce)}"])
         c0, t0 = cpu_seconds(), time.perf_counter()
         run = generate(config, Store.at(config.store), run_id)
         elapsed, cpu = time.perf_counter() - t0, cpu_seconds() - c0
     finally:
         ChatClient.chat = original  # type: ignore[method-assign]
     s = run.summary
-    assert s["requests_cached"] == 0 and s["requests_sent"] == len(sent), (s, len(sent))
-    return {"requests": s["requests_sent"], "completion_tokens": s["completion_tokens"], "elapsed_s": elapsed,
-            "client_cpu_s": cpu, "records": s["records"], "rejections": s["rejections"]}, sent
+    assert s.requests_cached == 0 and s.requests_sent == len(sent), (s, len(sent))
+    return {"requests": s.requests_sent, "completion_tokens": s.completion_tokens, "elapsed_s": elapsed,
+            "client_cpu_s": cpu, "records": s.records, "rejections": s.rejections,
+            "teacher_tokens": s.prompt_tokens + s.completion_tokens, "expected_tie_breaks": s.expected_tie_breaks}, sent
 
 
 async def _plain(url: str, payloads: list[dict[str, Any]], concurrency: int) -> dict[str, Any]:
     slots = asyncio.Semaphore(concurrency)
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0),
-                                     timeout=aiohttp.ClientTimeout(total=300)) as session:
+                                     timeout=aiohttp.ClientTimeout(total=600)) as session:
         errors: list[str] = []
 
         async def one(payload: dict[str, Any]) -> int:
@@ -154,44 +185,76 @@ def rates(m: dict[str, Any]) -> tuple[float, float]:
     return m["requests"] / m["elapsed_s"], m["completion_tokens"] / m["elapsed_s"]
 
 
+def per_pair(tokens: int, pairs: int) -> float | None:
+    return round(tokens / pairs, 1) if pairs else None
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--prompts", type=int, default=1000)
+    parser.add_argument("--teacher", choices=sorted(DEFAULTS), default="tiny")
+    parser.add_argument("--prompts", type=int)
     parser.add_argument("--concurrency", type=int, default=128)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--max-tokens", type=int, default=64)
+    parser.add_argument("--rounds", type=int)
+    parser.add_argument("--max-tokens", type=int)
+    parser.add_argument("--warmup-prompts", type=int, help="prompts of the warm-up pair (default: --prompts, small: 8)")
     args = parser.parse_args()
-    with server() as (url, model), tempfile.TemporaryDirectory(prefix="prefmix-bench-") as tmp:
+    defaults = DEFAULTS[args.teacher]
+    prompts, rounds_n = args.prompts or defaults["prompts"], args.rounds or defaults["rounds"]
+    max_tokens = args.max_tokens or defaults["max_tokens"]
+    warm_n = args.warmup_prompts or (8 if args.teacher == "small" else prompts)
+    template = "demo" if args.teacher == "small" else "default"
+    with server(args.teacher) as (url, model), tempfile.TemporaryDirectory(prefix="prefmix-bench-") as tmp:
         work = Path(tmp)
-        config_path = write_inputs(work, url, model, args.prompts, args.concurrency, args.max_tokens)
-        print(f"server {url}, {args.prompts} prompts, concurrency {args.concurrency}, {args.rounds} rounds", flush=True)
+        config_path = write_inputs(work, args.teacher, url, model, prompts, args.concurrency, max_tokens)
+        warm_dir = work / "warm"
+        warm_dir.mkdir()
+        warm_path = write_inputs(warm_dir, args.teacher, url, model, warm_n, args.concurrency, max_tokens)
+        print(f"server {url} ({args.teacher}), {prompts} prompts, concurrency {args.concurrency}, {rounds_n} rounds", flush=True)
         nonce = fresh_nonce()
-        warm, payloads = run_prefmix(config_path, "warmup", nonce)
+        _, payloads = run_prefmix(warm_path, template, "warmup", nonce)
         asyncio.run(_plain(url, renonce(payloads, nonce), args.concurrency))
         rounds = []
-        for r in range(args.rounds):
+        for r in range(rounds_n):
             nonce = fresh_nonce()
-            ours, payloads = run_prefmix(config_path, f"round-{r}", nonce)
+            ours, payloads = run_prefmix(config_path, template, f"round-{r}", nonce)
             plain = asyncio.run(_plain(url, renonce(payloads, nonce), args.concurrency))
             (oq, ot), (pq_, pt) = rates(ours), rates(plain)
             rounds.append({"prefmix": ours, "plain": plain, "ratio": oq / pq_})
-            print(f"round {r}: {ours['requests']} requests  prefmix {oq:7.1f} req/s {ot:8.0f} tok/s   "
-                  f"plain {pq_:7.1f} req/s {pt:8.0f} tok/s   ratio {oq / pq_:.3f}", flush=True)
+            cpu = 1000 * ours["client_cpu_s"] / ours["requests"], 1000 * plain["client_cpu_s"] / plain["requests"]
+            print(f"round {r}: {ours['requests']} requests  prefmix {oq:7.2f} req/s {ot:7.0f} tok/s   "
+                  f"plain {pq_:7.2f} req/s {pt:7.0f} tok/s   ratio {oq / pq_:.3f}   client CPU/request "
+                  f"{cpu[0]:.2f} vs {cpu[1]:.2f} ms; pairs {ours['records']} ({ours['expected_tie_breaks']} by expected)",
+                  flush=True)
     total = {side: {k: sum(r[side][k] for r in rounds) for k in ("requests", "completion_tokens", "elapsed_s", "client_cpu_s")}
              for side in ("prefmix", "plain")}
     (oq, ot), (pq_, pt) = rates(total["prefmix"]), rates(total["plain"])
-    print(f"prefmix: {oq:.1f} req/s, {ot:.0f} output tok/s")
-    print(f"plain  : {pq_:.1f} req/s, {pt:.0f} output tok/s")
-    print(f"ratio (prefmix / plain): {oq / pq_:.3f} req/s, {ot / pt:.3f} tok/s")
     cpu_ms = {side: 1000 * total[side]["client_cpu_s"] / total[side]["requests"] for side in total}
-    print(f"client CPU per request: prefmix {cpu_ms['prefmix']:.2f} ms, plain {cpu_ms['plain']:.2f} ms")
+    tokens = sum(r["prefmix"]["teacher_tokens"] for r in rounds)
+    pairs = sum(r["prefmix"]["records"] for r in rounds)
+    by_expected = sum(r["prefmix"]["expected_tie_breaks"] for r in rounds)
+    rejections: dict[str, int] = {}
+    for r in rounds:
+        for k, v in r["prefmix"]["rejections"].items():
+            rejections[k] = rejections.get(k, 0) + v
+    print(f"prefmix: {oq:.2f} req/s, {ot:.0f} output tok/s")
+    print(f"plain  : {pq_:.2f} req/s, {pt:.0f} output tok/s")
+    print(f"ratio (prefmix / plain): {oq / pq_:.3f} req/s, {ot / pt:.3f} tok/s")
+    print(f"client CPU per request: prefmix {cpu_ms['prefmix']:.3f} ms, plain {cpu_ms['plain']:.3f} ms "
+          f"(ratio {cpu_ms['prefmix'] / cpu_ms['plain']:.2f})")
+    print(f"teacher tokens per accepted pair: integer scores {per_pair(tokens, pairs - by_expected)} "
+          f"({pairs - by_expected} pairs) | expected scores {per_pair(tokens, pairs)} ({pairs} pairs); rejections {rejections}")
     print(json.dumps({
+        "teacher": args.teacher,
         "ratio": round(oq / pq_, 4), "token_ratio": round(ot / pt, 4),
-        "prefmix_req_s": round(oq, 2), "plain_req_s": round(pq_, 2),
+        "prefmix_req_s": round(oq, 3), "plain_req_s": round(pq_, 3),
         "prefmix_tok_s": round(ot, 1), "plain_tok_s": round(pt, 1),
         "client_cpu_ms_per_request": {k: round(v, 3) for k, v in cpu_ms.items()},
+        "client_cpu_ratio": round(cpu_ms["prefmix"] / cpu_ms["plain"], 3),
         "round_ratios": [round(r["ratio"], 4) for r in rounds], "median_round_ratio": round(statistics.median(r["ratio"] for r in rounds), 4),
-        "requests_per_round": rounds[0]["prefmix"]["requests"], "concurrency": args.concurrency, "prompts": args.prompts,
+        "tokens_per_pair": {"integer": per_pair(tokens, pairs - by_expected), "expected": per_pair(tokens, pairs)},
+        "pairs": {"integer": pairs - by_expected, "expected": pairs}, "prompts_total": prompts * rounds_n,
+        "rejections": rejections,
+        "requests_per_round": rounds[0]["prefmix"]["requests"], "concurrency": args.concurrency, "prompts": prompts,
     }))
     return 0
 

@@ -37,8 +37,10 @@ def _config_arguments(parser: argparse.ArgumentParser) -> None:
 # demo ----------------------------------------------------------------------------
 def demo_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--store", help="store folder (default: PREFMIX_STORE, else the demo config's demo-store/)")
-    parser.add_argument("--prompts", type=_count, default=240, help="sample prompts to write (default 240)")
-    parser.add_argument("--items", type=_count, default=300, help="human items per sample shard (default 300)")
+    # Sized for the small real teacher on 2 cores: 40 prompts take about 4 minutes of generation, and 20 items per
+    # shard give as many human rows as the ratio (0.7 human) can match with the pairs those prompts make.
+    parser.add_argument("--prompts", type=_count, default=40, help="sample prompts to write (default 40)")
+    parser.add_argument("--items", type=_count, default=20, help="human items per sample shard (default 20)")
     parser.add_argument("--json", action="store_true", help="print the run summary as JSON")
 
 
@@ -135,7 +137,8 @@ def run_generate(args: argparse.Namespace) -> int:
         s = summary.summary
         rejected = ", ".join(f"{k} {v}" for k, v in s.rejections.items()) or "none"
         print(f"run {summary.run_id}: {s.prompts_in} prompts -> {s.records} pairs, rejected {rejected}; requests sent "
-              f"{s.requests_sent}, from cache {s.requests_cached}; chunks {summary.chunks} (skipped {summary.chunks_cached})")
+              f"{s.requests_sent}, from cache {s.requests_cached}; chunks {summary.chunks} (skipped {summary.chunks_cached}); "
+              f"teacher tokens per pair {s.tokens_per_pair if s.tokens_per_pair is not None else '-'}")
         print(f"records: {summary.run_dir}/chunks")
     return 0
 
@@ -261,6 +264,10 @@ def print_nightly(summary: Any) -> None:
     for run in summary.synthetic:
         rejected = ", ".join(f"{k} {v}" for k, v in run.rejections.items()) or "none"
         console.print(f"synthetic: {run.prompts_in} prompts -> {run.records} pairs; rejected: {rejected}")
+        if run.tokens_per_pair is not None:
+            integer = f"{run.tokens_per_pair_integer:.0f}" if run.tokens_per_pair_integer is not None else "no pair"
+            console.print(f"teacher tokens per pair: {run.tokens_per_pair:.0f} ({run.expected_tie_breaks} integer ties broken "
+                          f"by expected scores; integer scores alone: {integer})")
     if summary.annotation:
         console.print("human agreement: " + ", ".join(f"{k} {_fmt(v)}" for k, v in summary.annotation.items()))
     if summary.judge_human:

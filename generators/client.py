@@ -32,6 +32,7 @@ class ChatResult:
     finish_reason: str | None
     prompt_tokens: int
     completion_tokens: int
+    logprobs: list[dict[str, Any]] | None = None  # choices[0].logprobs.content, when the request asked for them
 
 
 class RequestFailed(Exception):
@@ -136,6 +137,7 @@ def parse_completion(body: bytes) -> ChatResult:
             finish_reason=choice.get("finish_reason"),
             prompt_tokens=int(usage.get("prompt_tokens") or 0),
             completion_tokens=int(usage.get("completion_tokens") or 0),
+            logprobs=(choice.get("logprobs") or {}).get("content"),
         )
     except (ValueError, KeyError, IndexError, TypeError, AttributeError):
         raise _Retryable(f"truncated or malformed response body ({len(body)} bytes)") from None

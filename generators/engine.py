@@ -74,6 +74,7 @@ def chunk_stats(chunk: ChunkSpec, outcomes: list[Outcome]) -> dict[str, Any]:
         "prompt_tokens": sum(t.prompt_tokens for t in tallies),
         "completion_tokens": sum(t.completion_tokens for t in tallies),
         "judge_parse_errors": sum(t.judge_parse_errors for t in tallies),
+        "expected_tie_breaks": sum(o.record is not None and o.by_expected for o in outcomes),
     }
 
 

@@ -11,7 +11,7 @@ from prefmix.config import Config
 from prefmix.errors import ConfigError, InputError
 
 from prefmix.generators.client import ChatClient, ErrorWindow, resolve_api_key
-from prefmix.generators.pairing import NoPair, pick_pairwise, same_text
+from prefmix.generators.pairing import NoPair, pick_pairwise, same_text, vote_winner
 from prefmix.generators.strategies import Context, Tally
 from prefmix.generators.strategies.pairwise import compare
 from prefmix.generators.strategies.pointwise import score
@@ -29,10 +29,10 @@ async def _verdict(ctx: Context, judge: str, mode: str, row: dict[str, Any]) -> 
         first, swapped, _ = await compare(ctx, judge, row["prompt"], chosen, rejected, salt, tally)
         pick = pick_pairwise([chosen, rejected], first, swapped)
         return None if isinstance(pick, NoPair) else ("chosen" if pick.chosen == 0 else "rejected")
-    (a, b), _ = await score(ctx, judge, row["prompt"], [chosen, rejected], salt, tally)
-    if a is None or b is None or a == b:
-        return None
-    return "chosen" if a > b else "rejected"
+    (a, b), _ = await score(ctx, judge, row["prompt"], [chosen, rejected], [f"{salt}:score:0", f"{salt}:score:1"], tally)
+    # the rule pairs are made by: integers, ties broken by expected scores when the config says so
+    winner = vote_winner((a.score, a.expected), (b.score, b.expected), ctx.expected_margin)
+    return None if winner in (None, "tie") else winner
 
 
 async def _judge_all(config: Config, rows: list[dict[str, Any]], endpoints: list[str]) -> list[str | None]:

@@ -44,7 +44,8 @@ class Plan:
     templates: TemplateSet
     constitution: Constitution | None
     teachers: list[Teacher]  # candidate writers
-    judge: Teacher
+    judge: Teacher  # the primary judge
+    judges: list[Teacher]  # every judge, the primary first
     limit: int | None
     fingerprint: str
     fingerprint_inputs: dict[str, Any]
@@ -52,7 +53,7 @@ class Plan:
     generation_fingerprint: str = ""  # what a pair depends on besides its prompt (see generation_fingerprint)
 
     def used_teachers(self) -> list[Teacher]:
-        seen = {t.name: t for t in [*self.teachers, self.judge]}
+        seen = {t.name: t for t in [*self.teachers, *self.judges]}
         return list(seen.values())
 
     def sampling(self) -> dict[str, Any]:
@@ -67,6 +68,7 @@ class Plan:
             teachers=[TeacherRef(name=t.name, model=t.model, revision=t.revision, endpoints=endpoints.get(t.name, t.endpoints))
                       for t in self.teachers],
             judge=ModelRef(name=self.judge.name, model=self.judge.model, revision=self.judge.revision),
+            judges=[ModelRef(name=t.name, model=t.model, revision=t.revision) for t in self.judges],
             vllm_version=vllm_version,
             sampling=self.sampling(),
             template=ContentRef(id=self.templates.ref, sha256=self.templates.sha256),
@@ -79,7 +81,12 @@ class Plan:
 
 
 def _teacher_ref(t: Teacher) -> dict[str, Any]:
-    return {"name": t.name, "model": t.model, "revision": t.revision}
+    ref: dict[str, Any] = {"name": t.name, "model": t.model, "revision": t.revision}
+    if t.launch is not None:  # what a launched server computes with changes its outputs
+        from prefmix.generators.launch import serving
+
+        ref["serving"] = serving(t.launch).identity()
+    return ref
 
 
 def generation_fingerprint(config: Config, templates: TemplateSet, constitution: Constitution | None) -> str:
@@ -92,6 +99,7 @@ def generation_fingerprint(config: Config, templates: TemplateSet, constitution:
         "seed": config.seed,
         "teachers": [_teacher_ref(t) for t in config.generation_teachers()],
         "judge": _teacher_ref(config.judge_teacher()),
+        "judges": [_teacher_ref(t) for t in config.judge_teachers()],
         "template": {"id": templates.ref, "sha256": templates.sha256},
         "constitution": {"id": constitution.ref, "sha256": constitution.sha256} if constitution else None,
     })
@@ -119,13 +127,14 @@ def build_plan(config: Config, run_id: str, limit: int | None = None, prompts: p
         prompts = prompts.head(limit)
     templates = load_templates(gen.template)
     constitution = load_constitution(gen.constitution) if gen.strategy == "constitutional" else None
-    teachers, judge = config.generation_teachers(), config.judge_teacher()
+    teachers, judge, judges = config.generation_teachers(), config.judge_teacher(), config.judge_teachers()
     inputs = {
         "generation": gen.model_dump(mode="json", exclude=OPERATIONAL),
         "limit": limit,
         "seed": config.seed,
         "teachers": [_teacher_ref(t) for t in teachers],
         "judge": _teacher_ref(judge),
+        "judges": [_teacher_ref(t) for t in judges],
         "prompts": [
             {"uri": uri, "sha256": sha}
             for uri, sha in prompts.select("origin_uri", "origin_sha256").unique(maintain_order=True).iter_rows()
@@ -142,5 +151,5 @@ def build_plan(config: Config, run_id: str, limit: int | None = None, prompts: p
         part = prompts.slice(start, size).select("origin_sha256", "origin_row", "prompt")
         key = sha256_json([fingerprint, json.dumps(part.rows())])
         chunks.append(ChunkSpec(run_id=run_id, index=index, start=start, stop=start + part.height, key=key))
-    return Plan(config, run_id, prompts, templates, constitution, teachers, judge, limit, fingerprint, inputs, chunks,
+    return Plan(config, run_id, prompts, templates, constitution, teachers, judge, judges, limit, fingerprint, inputs, chunks,
                 generation_fingerprint(config, templates, constitution))

@@ -165,6 +165,11 @@ def finalize_run(config: Config, store: Store, run_id: str, teachers: dict[str, 
     return _finalize(plan, run_dir, teachers)
 
 
+def per_pair(tokens: int, pairs: int) -> float | None:
+    """Teacher tokens (prompt + completion, rejected prompts included) per accepted pair."""
+    return round(tokens / pairs, 1) if pairs > 0 else None
+
+
 def _finalize(plan: Plan, run_dir: RunDir, teachers: dict[str, list[str]] | None) -> GenerationRun:
     missing = [c.index for c in plan.chunks if not run_dir.chunk_done(c.index)]
     if missing:
@@ -179,11 +184,17 @@ def _finalize(plan: Plan, run_dir: RunDir, teachers: dict[str, list[str]] | None
     for s in stats:
         rejections.update(s["rejections"])
     records = sum(pq.read_metadata(f).num_rows for f in record_files)
+    counts = {k: sum(s[k] for s in stats) for k in ("requests_sent", "requests_cached", "prompt_tokens", "completion_tokens", "judge_parse_errors")}
+    tie_breaks = sum(s.get("expected_tie_breaks", 0) for s in stats)
+    tokens = counts["prompt_tokens"] + counts["completion_tokens"]
     summary = GenerationSummary(
         prompts_in=plan.prompts.height,
         records=records,
         rejections=dict(sorted(rejections.items())),
-        **{k: sum(s[k] for s in stats) for k in ("requests_sent", "requests_cached", "prompt_tokens", "completion_tokens", "judge_parse_errors")},
+        **counts,
+        expected_tie_breaks=tie_breaks,
+        tokens_per_pair=per_pair(tokens, records),
+        tokens_per_pair_integer=per_pair(tokens, records - tie_breaks),
         elapsed_s=round(sum(s.get("elapsed_s", 0.0) for s in run_dir.sessions()), 3),
     )
     if not summary.reconciled:  # a bug, never a user error: refuse to hand out a run that lost prompts

@@ -156,11 +156,14 @@ def _normalized(inputs: list[ManifestInput], synthetic_runs: list[SyntheticRun])
 
 def _models(config: Config) -> list[ManifestModel]:
     """Every configured teacher with its revision and role, so the manifest names models even without synthetic runs."""
-    judge = config.judge_teacher().name if config.teachers else None
+    from prefmix.generators.launch import served_model
+
+    judges = {t.name for t in config.judge_teachers()} if config.teachers else set()
     writers = {t.name for t in config.generation_teachers()} if config.teachers else set()
     return [
         ManifestModel(name=t.name, model=t.model, revision=t.revision,
-                      roles=[r for r, on in (("generator", t.name in writers), ("judge", t.name == judge)) if on])
+                      roles=[r for r, on in (("generator", t.name in writers), ("judge", t.name in judges)) if on],
+                      **served_model(t.launch))
         for t in config.teachers
     ]
 

@@ -14,9 +14,13 @@ from prefmix.records import record_id
 from prefmix.generators.client import ChatClient, ChatResult, RequestFailed
 from prefmix.generators.constitution import Constitution
 from prefmix.generators.durable import RequestCache
+from prefmix.generators.expected_score import expected_score
 from prefmix.hashing import sha256_json
-from prefmix.generators.pairing import NoPair, Pick, distinct, seeded_rng
+from prefmix.generators.pairing import SCORE_RANGE, NoPair, Pick, distinct, parse_score, seeded_rng
 from prefmix.generators.templates import Messages, TemplateSet
+
+# Alternatives per position in a judge's logprobs: enough for every score token of a 1-10 scale (vLLM caps at 20).
+TOP_LOGPROBS = 20
 
 SCORE_SCHEMA = {
     "type": "object",
@@ -62,6 +66,40 @@ class Outcome:
     record: dict[str, Any] | None
     rejection: dict[str, Any] | None
     tally: Tally
+    by_expected: bool = False  # a pair whose integer judge scores tied and whose expected scores decided
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """Distinct answers to one prompt, who wrote each and why each stopped ("stop", "length", ...)."""
+
+    texts: list[str]
+    teachers: list[str]
+    finishes: list[str | None]
+
+    def can_choose(self, keep_truncated: bool) -> list[bool]:
+        """Which may become chosen: all with truncated: keep, else those not cut at max_tokens."""
+        return [keep_truncated or f != "length" for f in self.finishes]
+
+    def take(self, order: Sequence[int]) -> "Candidates":
+        return Candidates([self.texts[i] for i in order], [self.teachers[i] for i in order],
+                          [self.finishes[i] for i in order])
+
+
+@dataclass(frozen=True)
+class Reading:
+    """A pointwise judge's reading of one response: the integer score and the expected score (None if absent)."""
+
+    score: float | None
+    expected: float | None = None
+
+
+def vote(judge: str, order: str, winner: str | None, chosen_score: float | None = None,
+         rejected_score: float | None = None) -> dict[str, Any]:
+    """One entry of generation.judge_votes (prefmix.records.JUDGE_VOTE): `order` "ab" = chosen shown first;
+    `winner` chosen | rejected | tie after the order is undone, None when unparseable."""
+    return {"judge": judge, "order": order, "chosen_score": chosen_score, "rejected_score": rejected_score,
+            "winner": winner}
 
 
 @dataclass
@@ -87,6 +125,20 @@ class Context:
         t = self.gen.judge_temperature
         return self.gen.sampling.temperature if t is None else t
 
+    @property
+    def keep_truncated(self) -> bool:
+        return self.gen.truncated == "keep"
+
+    @property
+    def expected_margin(self) -> float | None:
+        """The gap of expected scores that breaks an integer tie; None when ties are not broken."""
+        return self.gen.expected_margin if self.gen.tie_break == "expected" else None
+
+    @property
+    def judges(self) -> list[str]:
+        """Every judge, the primary (whose verdict decides) first."""
+        return [t.name for t in self.config.judge_teachers()]
+
     def sampling_json(self) -> str:
         s = self.gen.sampling
         return json.dumps(
@@ -111,13 +163,18 @@ class Context:
             payload["seed"] = int(sha256_json([s.seed, salt])[:8], 16) & 0x7FFFFFFF
         return payload
 
-    def judge_payload(self, messages: Messages, schema: dict[str, Any], name: str) -> dict[str, Any]:
-        return {
+    def judge_payload(self, messages: Messages, schema: dict[str, Any], name: str, logprobs: bool = False) -> dict[str, Any]:
+        """A JSON-schema judge request; with `logprobs` the reply carries the score-token probabilities (vLLM
+        renormalises them over the tokens the grammar allows, before temperature: see expected_score.py)."""
+        payload: dict[str, Any] = {
             "messages": messages,
             "temperature": self.judge_temperature,
             "max_tokens": self.gen.judge_max_tokens,
             "response_format": {"type": "json_schema", "json_schema": {"name": name, "schema": schema, "strict": True}},
         }
+        if logprobs:
+            payload |= {"logprobs": True, "top_logprobs": TOP_LOGPROBS}
+        return payload
 
     async def ask(self, teacher: str, payload: dict[str, Any], salt: str, tally: Tally) -> ChatResult:
         """One request through the cache; failures raise RequestFailed."""
@@ -178,13 +235,15 @@ def record(
     ctx: Context,
     row: dict[str, Any],
     pick: Pick,
-    texts: Sequence[str],
-    teachers: Sequence[str],
+    cands: Candidates,
     tally: Tally,
     *,
     judge: str | None,
     principle_id: str | None = None,
+    expected: tuple[float | None, float | None] = (None, None),
+    votes: list[dict[str, Any]] | None = None,
 ) -> Outcome:
+    texts, teachers = cands.texts, cands.teachers
     chosen, rejected = texts[pick.chosen], texts[pick.rejected]
     generation = {
         "teacher": teachers[pick.chosen],
@@ -201,6 +260,10 @@ def record(
         "vllm_version": ctx.vllm_version,
         "prompt_tokens": tally.prompt_tokens,
         "completion_tokens": tally.completion_tokens,
+        "finish_reasons": [cands.finishes[pick.chosen], cands.finishes[pick.rejected]],
+        "chosen_expected": expected[0],
+        "rejected_expected": expected[1],
+        "judge_votes": votes,
         "fingerprint": ctx.extra.get("fingerprint"),
     }
     rec = {
@@ -210,14 +273,30 @@ def record(
         "origin_uri": row["origin_uri"], "origin_sha256": row["origin_sha256"], "origin_row": row["origin_row"],
         "generation": generation,
     }
-    return Outcome(rec, None, tally)
+    return Outcome(rec, None, tally, by_expected=pick.by_expected)
 
 
-def settle(ctx: Context, row: dict[str, Any], result: Pick | NoPair, texts: Sequence[str], teachers: Sequence[str],
-           tally: Tally, *, judge: str | None, principle_id: str | None = None) -> Outcome:
+def settle(ctx: Context, row: dict[str, Any], result: Pick | NoPair, cands: Candidates, tally: Tally, *,
+           judge: str | None, principle_id: str | None = None, expected: tuple[float | None, float | None] = (None, None),
+           votes: list[dict[str, Any]] | None = None) -> Outcome:
     if isinstance(result, NoPair):
         return reject(ctx, row, result.reason, result.detail, tally)
-    return record(ctx, row, result, texts, teachers, tally, judge=judge, principle_id=principle_id)
+    return record(ctx, row, result, cands, tally, judge=judge, principle_id=principle_id, expected=expected, votes=votes)
+
+
+def truncation(ctx: Context, row: dict[str, Any], pick: Pick | NoPair, cands: Candidates) -> Pick | NoPair:
+    """The truncation rule on a decided pick: a chosen cut at max_tokens is no pair unless truncated: keep."""
+    if isinstance(pick, Pick) and not cands.can_choose(ctx.keep_truncated)[pick.chosen]:
+        return NoPair("truncated", f"the judge's choice stopped at max_tokens={ctx.gen.sampling.max_tokens}")
+    return pick
+
+
+def none_choosable(ctx: Context, row: dict[str, Any], cands: Candidates, tally: Tally) -> Outcome | None:
+    """Before any judge call: when every candidate was cut at max_tokens none can be chosen (reason truncated)."""
+    if any(cands.can_choose(ctx.keep_truncated)):
+        return None
+    return reject(ctx, row, "truncated", f"all {len(cands.texts)} answers stopped at max_tokens={ctx.gen.sampling.max_tokens}"
+                  " (generation.truncated: reject)", tally)
 
 
 def failure_reason(failures: Sequence[RequestFailed]) -> tuple[str, str]:
@@ -227,10 +306,10 @@ def failure_reason(failures: Sequence[RequestFailed]) -> tuple[str, str]:
     return first.reason, first.detail
 
 
-async def candidates(ctx: Context, row: dict[str, Any], tally: Tally) -> tuple[list[str], list[str]] | Outcome:
+async def candidates(ctx: Context, row: dict[str, Any], tally: Tally) -> Candidates | Outcome:
     """Answers from every generation teacher (samples_per_prompt each), distinct and non-empty, in a stable order.
 
-    Returns (texts, teacher names) when at least two distinct answers came back, else a rejection.
+    Returns the candidates when at least two distinct answers came back, else a rejection.
     """
     messages = ctx.templates.messages("answer", prompt=row["prompt"])
     calls = []
@@ -243,7 +322,7 @@ async def candidates(ctx: Context, row: dict[str, Any], tally: Tally) -> tuple[l
     failed = [r for r in results if isinstance(r, RequestFailed)]
     keep = distinct([r.content for _, r in ok])
     if len(keep) >= 2:
-        return [ok[i][1].content for i in keep], [ok[i][0] for i in keep]
+        return Candidates([ok[i][1].content for i in keep], [ok[i][0] for i in keep], [ok[i][1].finish_reason for i in keep])
     if len(ok) < 2 and failed:
         reason, detail = failure_reason(failed)
         return reject(ctx, row, reason, f"{len(failed)} of {len(calls)} answer requests failed: {detail}", tally)
@@ -251,6 +330,18 @@ async def candidates(ctx: Context, row: dict[str, Any], tally: Tally) -> tuple[l
     if empties:
         return reject(ctx, row, "empty_response", f"{empties} of {len(calls)} answers were empty", tally)
     return reject(ctx, row, "tie", f"all {len(ok)} answers have the same text", tally)
+
+
+def reading(result: ChatResult | RequestFailed, tally: Tally) -> Reading:
+    """A pointwise judge reply as (score, expected score); a parse error is counted on the tally."""
+    if isinstance(result, RequestFailed):
+        return Reading(None)
+    score = parse_score(result.content)
+    if score is None:
+        tally.judge_parse_errors += 1
+        return Reading(None)
+    expected = expected_score(result.logprobs, *SCORE_RANGE) if result.logprobs else None
+    return Reading(score, expected)
 
 
 def verdicts(results: Sequence[ChatResult | RequestFailed], parse: Callable[[str], Any], tally: Tally) -> list[Any]:

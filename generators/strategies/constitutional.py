@@ -6,7 +6,9 @@ from typing import Any
 
 from prefmix.generators.client import RequestFailed
 from prefmix.generators.pairing import pick_revision, seeded_choice
-from prefmix.generators.strategies.base import Context, Outcome, Tally, over_length, prompt_salt, reject, rng_for, settle
+from prefmix.generators.strategies.base import (
+    Candidates, Context, Outcome, Tally, over_length, prompt_salt, reject, rng_for, settle, truncation,
+)
 
 
 async def run(ctx: Context, row: dict[str, Any]) -> Outcome:
@@ -32,5 +34,6 @@ async def run(ctx: Context, row: dict[str, Any]) -> Outcome:
         revision = await ctx.ask(teacher, ctx.answer_payload(revise, f"{salt}:revise"), f"{salt}:revise", tally)
     except RequestFailed as exc:
         return reject(ctx, row, exc.reason, exc.detail, tally)
-    texts = [original.content, revision.content]
-    return settle(ctx, row, pick_revision(*texts), texts, [teacher, teacher], tally, judge=critic, principle_id=principle.id)
+    cands = Candidates([original.content, revision.content], [teacher, teacher], [original.finish_reason, revision.finish_reason])
+    pick = truncation(ctx, row, pick_revision(*cands.texts), cands)  # a revision cut at max_tokens is not "better"
+    return settle(ctx, row, pick, cands, tally, judge=critic, principle_id=principle.id)

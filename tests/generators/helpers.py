@@ -21,9 +21,10 @@ def write_prompts(path: Path, n: int, *, prefix: str = "Question") -> Path:
 
 
 def write_config(tmp: Path, url: str, n_prompts: int = 12, model: str = "tiny-teacher", **generation: Any) -> Path:
-    """A config file with a prompt file of n_prompts; small tokens so tests stay quick on 2 cores."""
+    """A config file with a prompt file of n_prompts; small tokens so tests stay quick on 2 cores. The tiny
+    teacher never stops on its own (random weights), so its answers are kept although cut at max_tokens."""
     write_prompts(tmp / "prompts.parquet", n_prompts)
-    gen = {"chunk_size": 8, "sampling": {"max_tokens": 16}, "judge_max_tokens": 32, **generation}
+    gen = {"chunk_size": 8, "sampling": {"max_tokens": 16}, "judge_max_tokens": 32, "truncated": "keep", **generation}
     data = {
         "store": "store",
         "prompts": [{"path": "prompts.parquet"}],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from prefmix.generators.pairing import (
     NoPair, Pick, distinct, parse_score, parse_winner, pick_pairwise, pick_pointwise, pick_revision, seeded_rng, unswap,
+    vote_winner,
 )
 
 
@@ -125,3 +126,62 @@ def test_distinct_drops_empty_and_duplicate_texts() -> None:
 def test_empty_revision() -> None:
     assert pick_revision("orig", "   ").reason == "empty_response"  # type: ignore[union-attr]
     assert pick_revision("orig", "better") == Pick(1, 0)
+
+
+# expected scores break integer ties, by their own margin -----------------------------
+def test_integer_tie_is_broken_by_expected_scores_beyond_their_margin() -> None:
+    assert pick_pointwise(["a", "b"], [1, 1], 1.0, rng(), [2.31, 2.62], 0.1) == Pick(1, 0, 1.0, 1.0, by_expected=True)
+    within = pick_pointwise(["a", "b"], [1, 1], 1.0, rng(), [2.31, 2.36], 0.1)
+    assert isinstance(within, NoPair) and within.reason == "tie" and "gap below 0.1" in within.detail
+    # margin 0 still needs a gap: equal expected scores are a tie
+    assert pick_pointwise(["a", "b"], [1, 1], 0.0, rng(), [2.5, 2.5], 0.0).reason == "tie"  # type: ignore[union-attr]
+    # without tie-breaking (margin None) or without expected scores, a tie stays a tie
+    assert pick_pointwise(["a", "b"], [1, 1], 0.0, rng(), [2.3, 2.9], None) == NoPair("tie", "all scored 1")
+    assert pick_pointwise(["a", "b"], [1, 1], 0.0, rng(), [None, 2.9], 0.1).reason == "tie"  # type: ignore[union-attr]
+
+
+def test_expected_scores_never_override_integer_scores_or_min_margin() -> None:
+    # integers decide when they differ, whatever the expected scores say
+    assert pick_pointwise(["a", "b"], [7, 5], 1.0, rng(), [2.0, 9.0], 0.1) == Pick(0, 1, 7.0, 5.0)
+    # min_margin applies to integers only; an integer gap below it is not rescued by expected scores
+    assert pick_pointwise(["a", "b"], [6, 5], 2.0, rng(), [9.0, 1.0], 0.1).reason == "below_margin"  # type: ignore[union-attr]
+    # tied best among several: the expected score picks among them (no coin toss)
+    assert pick_pointwise(["a", "b", "c"], [9, 9, 2], 1.0, rng(), [8.1, 8.7, 2.0], 0.1) == Pick(1, 2, 9.0, 2.0)
+
+
+# truncation: a candidate cut at max_tokens never becomes chosen ------------------------
+def test_truncated_candidate_is_never_chosen() -> None:
+    # the judge prefers the truncated one: no pair, under its own reason
+    got = pick_pointwise(["cut", "whole"], [8, 5], 1.0, rng(), can_choose=[False, True])
+    assert isinstance(got, NoPair) and got.reason == "truncated"
+    # the complete one wins: a pair, the truncated one rejected
+    assert pick_pointwise(["cut", "whole"], [3, 5], 1.0, rng(), can_choose=[False, True]) == Pick(1, 0, 5.0, 3.0)
+    # with three, the best complete answer is chosen over a better-scored truncated one if it beats the worst
+    assert pick_pointwise(["cut", "whole", "weak"], [9, 6, 2], 1.0, rng(), can_choose=[False, True, True]) == Pick(1, 2, 6.0, 2.0)
+    assert pick_pointwise(["a", "b"], [9, 5], 1.0, rng(), can_choose=[False, False]).reason == "truncated"  # type: ignore[union-attr]
+    # tied, the expected scores prefer the truncated one: truncated; too close to tell: tie
+    assert pick_pointwise(["cut", "whole"], [1, 1], 1.0, rng(), [2.9, 2.2], 0.1, [False, True]).reason == "truncated"  # type: ignore[union-attr]
+    assert pick_pointwise(["cut", "whole"], [1, 1], 1.0, rng(), [2.25, 2.2], 0.1, [False, True]).reason == "tie"  # type: ignore[union-attr]
+
+
+def test_vote_winner_reads_integers_then_expected_scores() -> None:
+    assert vote_winner((7, None), (5, None), 0.1) == "chosen"
+    assert vote_winner((5, 9.0), (7, 1.0), 0.1) == "rejected"
+    assert vote_winner((1, 2.2), (1, 2.6), 0.1) == "rejected"
+    assert vote_winner((1, 2.2), (1, 2.25), 0.1) == "tie"
+    assert vote_winner((1, 2.2), (1, 2.6), None) == "tie"
+    assert vote_winner((None, None), (1, 2.6), 0.1) is None
+
+
+def test_pairwise_votes_undo_the_order_in_chosen_terms() -> None:
+    from prefmix.generators.strategies.pairwise import order_votes
+
+    # candidate 1 was chosen: the call with candidate 0 shown first is order "ba"
+    votes = order_votes("j", "B", "A", chosen=1)
+    assert [(v["order"], v["winner"]) for v in votes] == [("ab", "chosen"), ("ba", "chosen")]
+    # a judge that flips with the order: in chosen terms its two readings disagree
+    votes = order_votes("j", "A", "A", chosen=0)
+    assert [(v["order"], v["winner"]) for v in votes] == [("ab", "chosen"), ("ba", "rejected")]
+    votes = order_votes("j", "tie", None, chosen=0)
+    assert [(v["order"], v["winner"]) for v in votes] == [("ab", "tie"), ("ba", None)]
+    assert all(v["chosen_score"] is None and v["judge"] == "j" for v in votes)
