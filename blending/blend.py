@@ -53,7 +53,7 @@ def blend(config: Config, human: list[str | Path], synthetic: list[str | Path], 
     keys, excluded = eligible(keys, settings, domains)
     keys, removed = dedup(keys, settings.dedup.prompts)
     # the split needs only the split key's first word; drop what later steps never read
-    kinds_split = {source: source in settings.kind_shares for source in SOURCES}
+    kinds_split = {source: [d for d in domains if source in settings.kind_shares_for(d)] for source in SOURCES}
     keys = with_cell(keys, bool(settings.teacher_shares), kinds_split).with_columns(eval=eval_expr(settings.eval_fraction))
     keys = keys.drop("rid_hi", "pk_hi", "pk_lo", "sk_hi")
 

@@ -16,12 +16,15 @@ def eligible(keys: pl.DataFrame, blend: Blend, domains: list[str]) -> tuple[pl.D
     zero_synthetic = [d for d in domains if ratios(blend, d)["synthetic"] == 0]
     ratio_zero = pl.when(pl.col("synthetic")).then(pl.col("domain").is_in(zero_synthetic)).otherwise(pl.col("domain").is_in(zero_human))
     teachers = sorted(t for t, share in blend.teacher_shares.items() if share > 0)
-    wanted_kinds = {source: sorted(k for k, share in shares.items() if share > 0) for source, shares in blend.kind_shares.items()}
     kind_zero = pl.lit(False)
-    for source, kinds in wanted_kinds.items():
-        kind_zero = kind_zero | ((pl.col("synthetic") == (source == "synthetic")) & ~pl.col("kind").cast(pl.String).is_in(kinds))
-    # teacher shares split single-turn synthetic rows (all synthetic rows when their kinds are not split)
-    teacher_split = pl.col("synthetic") & ((pl.col("kind") == KINDS[0]) | pl.lit("synthetic" not in blend.kind_shares))
+    for domain in domains:
+        for source, shares in blend.kind_shares_for(domain).items():
+            kinds = sorted(k for k, share in shares.items() if share > 0)
+            kind_zero = kind_zero | ((pl.col("domain") == domain) & (pl.col("synthetic") == (source == "synthetic"))
+                                     & ~pl.col("kind").cast(pl.String).is_in(kinds))
+    # teacher shares split single-turn synthetic rows (all synthetic rows of a domain whose kinds are not split)
+    unsplit = [d for d in domains if "synthetic" not in blend.kind_shares_for(d)]
+    teacher_split = pl.col("synthetic") & ((pl.col("kind") == KINDS[0]) | pl.col("domain").cast(pl.String).is_in(unsplit))
     reason = (
         pl.when(~pl.col("domain").is_in(domains))
         .then(pl.lit("domain_not_configured"))

@@ -1,7 +1,7 @@
 """Ratios -> exact integer quotas per (domain, source[, kind][, teacher]). Pure functions on counts.
 
-Order of the splits: a domain's rows by source (`ratios`), each source's rows by kind (`kind_shares`, when
-the source is listed), then single-turn synthetic rows by teacher (`teacher_shares`).
+Order of the splits: a domain's rows by source (`ratios`), each source's rows by kind (`kind_shares`, or the
+domain's `domain_kind_shares`, when the source is listed), then single-turn synthetic rows by teacher (`teacher_shares`).
 
 Every split of a whole number of rows uses the largest-remainder method with
 exact fractions (a ratio 0.7 is 7/10, not the nearest double), so quotas always
@@ -115,9 +115,9 @@ def plan(blend: Blend, domains: list[str], available: Counts) -> Quotas:
         for d in domains:
             sources[d] = apportion(totals[d], ratios(blend, d))
     kinds: dict[str, Counts] = {
-        d: {s: apportion(sources[d][s], {k: exact(v) for k, v in sorted(shares.items())}) for s, shares in blend.kind_shares.items()}
-        for d in domains
-    } if blend.kind_shares else {}
+        d: {s: apportion(sources[d][s], {k: exact(v) for k, v in sorted(shares.items())}) for s, shares in blend.kind_shares_for(d).items()}
+        for d in domains if blend.kind_shares_for(d)
+    }
     teachers: Counts = {}
     if blend.teacher_shares:
         shares = {t: exact(s) for t, s in sorted(blend.teacher_shares.items())}

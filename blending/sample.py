@@ -10,9 +10,12 @@ from prefmix.records import KINDS
 CELL = ["domain", "synthetic", "cell_kind", "cell_teacher"]
 
 
-def with_cell(keys: pl.DataFrame, by_teacher: bool, kinds_for: dict[str, bool]) -> pl.DataFrame:
-    """The cell of every key row: its kind when its source's kinds are split, its teacher when teachers are."""
-    split_kinds = pl.when(pl.col("synthetic")).then(pl.lit(kinds_for.get("synthetic", False))).otherwise(pl.lit(kinds_for.get("human", False)))
+def with_cell(keys: pl.DataFrame, by_teacher: bool, kinds_for: dict[str, list[str]]) -> pl.DataFrame:
+    """The cell of every key row: its kind when its source's kinds are split in its domain (`kinds_for`: source ->
+    the domains where they are), its teacher when teachers are."""
+    domain = pl.col("domain").cast(pl.String)
+    split_kinds = pl.when(pl.col("synthetic")).then(domain.is_in(kinds_for.get("synthetic", []))).otherwise(
+        domain.is_in(kinds_for.get("human", [])))
     kind = pl.when(split_kinds).then(pl.col("kind").cast(pl.String)).otherwise(pl.lit(ANY))
     teacher_split = pl.col("synthetic") & pl.lit(by_teacher) & ((kind == KINDS[0]) | (kind == ANY))
     teacher = pl.when(teacher_split).then(pl.col("teacher").cast(pl.String)).otherwise(pl.lit(ANY))

@@ -1,6 +1,7 @@
 """The nightly flow: the next version of the config's dataset. Intake (tonight's deliveries, each taken once) ->
-generate (only prompts with no pair under the generation fingerprint) -> pool -> blend (every accepted record to
-date, less retractions) -> gate -> publish version N+1 -> record.
+generate (only prompts with no pair under the generation fingerprint) -> agent (tonight's agent runs: delivered files
+and, with agent.environment, rollouts on the launched teacher; derived into trajectory and step pairs) -> pool ->
+blend (every accepted record to date, less retractions) -> gate -> publish version N+1 -> record.
 
 Wiring only: every decision is a room's (intake, pool, version plan and dataset section: lineage.night; the batch
 id: lineage.batch; publish or quarantine: the gate's verdict, read by lineage.publish.release; the summary:
@@ -24,8 +25,10 @@ from prefmix.errors import ConfigError
 from prefmix.flows import progress
 from prefmix.flows.steps import (
     add_to_pool,
+    agent_rollouts,
     blend_batch,
     calibrate_judge,
+    derive_agent_rows,
     gate_batch,
     generate_synthetic,
     publish_batch,
@@ -56,6 +59,7 @@ def check_day(day: str) -> str:
 def configure(config_path: str, overrides: list[str] | None, limit: int | None) -> Config:
     """The config of one nightly run: file + overrides + the run's limit; every config mistake is found here."""
     from prefmix.generators.launch import check_launch
+    from prefmix.trajectories.night import check as agent_preflight
     from prefmix.validators.policy import severities
     from prefmix.validators.preflight import check as gate_preflight
 
@@ -66,6 +70,7 @@ def configure(config_path: str, overrides: list[str] | None, limit: int | None) 
         config.generation.limit = limit
     severities(config.gate)  # an unknown check name, before any generation
     gate_preflight(config)  # suites, eval sets and patterns the gate will need
+    agent_preflight(config)  # the agent rows the blend's kind shares ask for are ones the agent section makes
     check_launch(config)
     return config
 
@@ -104,7 +109,8 @@ def run_nightly(config: Config, day: str, report: progress.Reporter, flow_run_id
     from prefmix.lineage.batch import nightly_batch_id
     from prefmix.lineage.events import LineageEmitter, file_dataset
     from prefmix.lineage.manifest import read_manifest
-    from prefmix.lineage.night import check_inputs, describe, generated, into_pool, next_version, take_in
+    from prefmix.lineage.night import check_inputs, describe, earlier_agent, generated, next_version, take_in
+    from prefmix.trajectories.night import settled
     from prefmix.lineage.publish import recover
     from prefmix.lineage.summary import nightly_summary
 
@@ -141,10 +147,25 @@ def run_nightly(config: Config, day: str, report: progress.Reporter, flow_run_id
                     report.stage("judge-versus-human calibration")
                     with emitter.run("prefmix.calibrate_judge", parent):
                         judge_human = calibrate_judge(config, intake.human.records, endpoints)
+                rolled = None
+                done, skipped = settled(config, earlier_agent(intake))
+                if not done or (regenerate and config.agent.environment is not None):
+                    report.stage(f"agent rollouts ({config.agent.environment.tasks} tasks x {config.agent.environment.attempts})")
+                    with emitter.run("prefmix.agent_rollouts", parent) as roll_run:
+                        rolled = agent_rollouts(config, endpoints, store.run_dir(run_id) / "agent" / "rollouts.json", report)
+                        roll_run.outputs.append(file_dataset(rolled[0].file, rolled[0].sha256))
+                    crash_point("nightly:after-rollouts")
+                    skipped = None
 
-            new_files = add_to_pool(config, store, intake, day, run)
+            agent = None
+            if config.agent.enabled:
+                report.stage("agent: derive trajectory and step pairs")
+                runs_in = [file_dataset(f.path, f.sha256) for f in intake.runs.files]
+                with emitter.run("prefmix.agent_derive", parent, inputs=runs_in):
+                    agent = derive_agent_rows(config, store, intake, run_id, rolled, skipped)
+            new_files = add_to_pool(config, store, intake, day, run, agent)
             crash_point("intake:after-pool")
-            plan = next_version(config, store, intake, day, new_files, run.run_id if run else None)
+            plan = next_version(config, store, intake, day, new_files, run.run_id if run else None, agent)
             inputs = [*intake.human.inputs, *plan.inputs]
             batch_id = nightly_batch_id(config, inputs, day)
             finished = store.find_batch(batch_id, staged=False)
@@ -172,7 +193,8 @@ def run_nightly(config: Config, day: str, report: progress.Reporter, flow_run_id
                 final_dir = publish_batch(
                     config=config, store=store, batch_id=batch_id, staged=staged, inputs=inputs, synthetic_runs=runs,
                     blend=blend, annotation=intake.human.report, judge_human=judge_human, gate=gate, flow_run_id=flow_run_id,
-                    emitter=emitter, parent=parent, dataset=describe(config, intake, plan, day, run, changes),
+                    emitter=emitter, parent=parent,
+                    dataset=describe(config, intake, plan, day, run, changes, agent.night if agent else None),
                 )
         report.done()
         return nightly_summary(read_manifest(final_dir), final_dir, recovered, store)

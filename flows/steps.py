@@ -86,6 +86,28 @@ def calibrate_judge(config: Config, human_records: pl.DataFrame, endpoints: dict
     return judge_human_agreement(sample, verdicts)
 
 
+@task(name="agent-rollouts", cache_policy=NO_CACHE, **RETRYABLE)
+def agent_rollouts(config: Config, endpoints: dict[str, list[str]], out_file: Path,
+                   report: progress.Reporter | None = None) -> tuple[Any, Any]:
+    """The tool environment on the agent teacher (trajectories.night.rollouts) -> (Rollouts, AgentRuns)."""
+    from prefmix.trajectories.night import rollouts
+
+    def on_progress(done: int, total: int) -> None:
+        if report is not None:
+            report.update({"label": "rollouts", "total": total, "done": done})
+
+    return rollouts(config, endpoints, out_file, progress=on_progress)
+
+
+@task(name="derive-agent-rows", cache_policy=NO_CACHE)
+def derive_agent_rows(config: Config, store: Store, intake: Any, run_id: str, rolled: tuple[Any, Any] | None,
+                      skipped: str | None) -> Any:
+    """Tonight's agent runs (deliveries and rollouts) -> AgentRows (lineage.night.agent_night)."""
+    from prefmix.lineage.night import agent_night
+
+    return agent_night(config, store, intake, run_id, rolled, skipped)
+
+
 @task(name="write-human-records", cache_policy=NO_CACHE)
 def write_human_records(store: Store, run_id: str, records: pl.DataFrame) -> str:
     """Normalized human records, content-addressed so reruns and reproduce find the same file."""
@@ -96,11 +118,12 @@ def write_human_records(store: Store, run_id: str, records: pl.DataFrame) -> str
 
 
 @task(name="add-to-pool", cache_policy=NO_CACHE)
-def add_to_pool(config: Config, store: Store, intake: Any, day: str, run: GenerationRun | None) -> list[PoolFile]:
-    """Tonight's vendor deliveries and generation run as pool files (content-addressed: a rerun finds them)."""
+def add_to_pool(config: Config, store: Store, intake: Any, day: str, run: GenerationRun | None,
+                agent: Any = None) -> list[PoolFile]:
+    """Tonight's vendor deliveries, generation run and agent rows as pool files (content-addressed: a rerun finds them)."""
     from prefmix.lineage.night import into_pool
 
-    return into_pool(config, store, intake, day, run)
+    return into_pool(config, store, intake, day, run, agent)
 
 
 def record_changes(staged: Path, blend: BlendResult, plan: Any) -> Changes:

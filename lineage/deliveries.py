@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 from pathlib import Path
 
-from prefmix.config import Config, HumanShard, PromptSet
+from prefmix.config import Config, HumanShard, PromptSet, TrajectoryShard
 from prefmix.contract import Delivery, DatasetVersion
 from prefmix.errors import UserError
 from prefmix.intake import FoundFile, as_file, found, listed
@@ -47,6 +47,7 @@ class Survey:
     prompts: list[PromptSet]  # new prompt deliveries, one `path:` entry each
     shards: list[HumanShard]  # new vendor deliveries, one `path:` entry each
     empty_zones: list[str]  # zones that matched no file
+    trajectories: list[TrajectoryShard] = field(default_factory=list)  # new agent-run deliveries, one `path:` entry each
 
     @property
     def new(self) -> list[Delivery]:
@@ -115,10 +116,15 @@ def _with_ingested(known: Known, store: Store, dataset: str, shas: list[str], le
     return known
 
 
-def classify(kind: str, file: FoundFile, known: Known, tonight: dict[str, str], zone: PromptSet | HumanShard) -> Delivery:
+def classify(kind: str, file: FoundFile, known: Known, tonight: dict[str, str],
+             zone: PromptSet | HumanShard | TrajectoryShard) -> Delivery:
     """One file's status; `tonight` maps sha256 -> path of the files already classified new tonight."""
-    extra = {"vendor": zone.vendor, "layout": zone.layout, "columns": zone.columns} if isinstance(zone, HumanShard) else {
-        "columns": zone.columns}
+    if isinstance(zone, HumanShard):
+        extra: dict[str, object] = {"vendor": zone.vendor, "layout": zone.layout, "columns": zone.columns}
+    elif isinstance(zone, TrajectoryShard):
+        extra = {"vendor": zone.vendor}
+    else:
+        extra = {"columns": zone.columns}
     base = {"kind": kind, "path": file.path, "sha256": file.sha256, "bytes": file.bytes, "mtime_ns": file.mtime_ns, **extra}
     if file.sha256 in known.seen.get(file.path, []):
         ingested = known.ingested.get(file.sha256)
@@ -136,25 +142,26 @@ def classify(kind: str, file: FoundFile, known: Known, tonight: dict[str, str], 
 def survey(config: Config, store: Store, ledger_url: str | None = None) -> Survey:
     """Find, hash and classify every landing-zone file of the config (reads only; never creates the store)."""
     dataset = config.dataset_name()
-    prompt_paths, shard_paths = listed(config.prompts), listed(config.human.shards)
-    empty = [z.where for z in [*config.prompts, *config.human.shards]
-             if not any(z is zone for zone, _ in [*prompt_paths, *shard_paths])]
-    known = known_deliveries(store, dataset, [str(p) for _, p in [*prompt_paths, *shard_paths]], ledger_url)
-    prompt_files = [(zone, found(path, known.files)) for zone, path in prompt_paths]  # unchanged files are not read again
-    shard_files = [(zone, found(path, known.files)) for zone, path in shard_paths]
-    known = _with_ingested(known, store, dataset, [f.sha256 for _, f in [*prompt_files, *shard_files]], ledger_url)
+    prompt_paths, shard_paths, run_paths = listed(config.prompts), listed(config.human.shards), listed(config.agent.shards)
+    listed_zones = [*prompt_paths, *shard_paths, *run_paths]
+    empty = [z.where for z in [*config.prompts, *config.human.shards, *config.agent.shards]
+             if not any(z is zone for zone, _ in listed_zones)]
+    known = known_deliveries(store, dataset, [str(p) for _, p in listed_zones], ledger_url)
+    # unchanged files are not read again
+    prompt_files, shard_files, run_files = ([(zone, found(path, known.files)) for zone, path in paths]
+                                            for paths in (prompt_paths, shard_paths, run_paths))
+    known = _with_ingested(known, store, dataset, [f.sha256 for _, f in [*prompt_files, *shard_files, *run_files]], ledger_url)
     tonight: dict[str, str] = {}
     deliveries: list[Delivery] = []
-    prompts: list[PromptSet] = []
-    shards: list[HumanShard] = []
-    for kind, pairs in (("prompts", prompt_files), ("human_shard", shard_files)):
+    new: dict[str, list] = {"prompts": [], "human_shard": [], "trajectories": []}
+    for kind, pairs in (("prompts", prompt_files), ("human_shard", shard_files), ("trajectories", run_files)):
         for zone, file in pairs:
             delivery = classify(kind, file, known, tonight, zone)
             deliveries.append(delivery)
             if delivery.is_new:
                 tonight[file.sha256] = file.path
-                (prompts if kind == "prompts" else shards).append(as_file(zone, file))  # type: ignore[arg-type]
-    return Survey(dataset, deliveries, prompts, shards, empty)
+                new[kind].append(as_file(zone, file))
+    return Survey(dataset, deliveries, new["prompts"], new["human_shard"], empty, new["trajectories"])
 
 
 def prompt_pool(base: DatasetVersion | None, survey: Survey, retracted: set[str]) -> list[Delivery]:

@@ -1,7 +1,8 @@
 """One night of a dataset, as data: what came in, what still needs generating, and what the next version is made of.
 
     take_in(config, store)             -> Intake   (reads only: the preflight runs it before the store is touched)
-    into_pool(store, intake, day, run) -> new pool files (tonight's vendor deliveries and generation run)
+    agent_night(...)                   -> tonight's agent rows (delivered runs and rollouts, derived; trajectories.night)
+    into_pool(store, intake, day, run) -> new pool files (tonight's vendor deliveries, generation run and agent rows)
     next_version(...)                  -> VersionPlan (lineage.versions) for the blend
     describe(...)                      -> DatasetVersion for the manifest
 
@@ -12,18 +13,20 @@ between them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import polars as pl
 
 from prefmix.annotations.ingest import HumanIngest, ingest_shards
 from prefmix.config import Config, PromptSet
-from prefmix.contract import Changes, DatasetVersion, Delivery, GenerationRun, PoolFile, Retraction
+from prefmix.contract import AgentNight, Changes, DatasetVersion, Delivery, GenerationRun, PoolFile, Retraction, Rollouts
 from prefmix.errors import ConfigError, InputError
 from prefmix.lineage.deliveries import Survey, prompt_pool, survey
 from prefmix.lineage.ledger import read_retractions
-from prefmix.lineage.pool import human_file, synthetic_file
+from prefmix.lineage.pool import agent_files, human_file, synthetic_file
 from prefmix.lineage.versions import Base, VersionPlan, base_of, in_force, plan_version
 from prefmix.store import Store
+from prefmix.trajectories.night import AgentRows, AgentRuns, read_runs
 
 
 @dataclass
@@ -37,6 +40,7 @@ class Intake:
     rules: list[Retraction]  # retractions in force for this dataset
     regenerate: bool = False
     deliveries: list[Delivery] = field(default_factory=list)  # survey.deliveries with rows filled in
+    runs: AgentRuns = field(default_factory=AgentRuns.none)  # tonight's new trajectory deliveries, validated
 
     @property
     def dataset(self) -> str:
@@ -68,13 +72,16 @@ def take_in(config: Config, store: Store, *, regenerate: bool = False, ledger_ur
     human = ingest_shards([s for s in found.shards if found.sha256()[str(s.path)] not in retracted], config.domains,
                           config.human.aggregation)
     rows = {s.sha256: s.rows for s in human.report.shards}
+    # every new trajectory delivery, validated (one-line error naming file, run and step)
+    runs = read_runs([str(z.path) for z in found.trajectories if found.sha256()[str(z.path)] not in retracted])
+    rows.update({f.sha256: f.trajectories for f in runs.files})
     for prompt_set in found.prompts:  # validates every new prompt file (one-line error naming file and row)
         count = load_prompt_set(prompt_set, config.domains).height
         if count == 0:
             raise InputError(f"{prompt_set.path}: no prompt rows; expected at least one")
         rows[found.sha256()[str(prompt_set.path)]] = count
     deliveries = [d.model_copy(update={"rows": rows.get(d.sha256, d.rows)}) if d.is_new else d for d in found.deliveries]
-    tonight = Survey(found.dataset, deliveries, found.prompts, found.shards, found.empty_zones)
+    tonight = Survey(found.dataset, deliveries, found.prompts, found.shards, found.empty_zones, found.trajectories)
     base = base_of(store, found.dataset)
     pool = prompt_pool(base.manifest.dataset if base and base.manifest.dataset else None, tonight, retracted)
     generating = config.generation.enabled and bool(config.prompts)
@@ -93,7 +100,7 @@ def take_in(config: Config, store: Store, *, regenerate: bool = False, ledger_ur
                         covered.setdefault(r.sha256, []).append((r.start, r.stop))
         sets = [(PromptSet(path=d.path, columns=d.columns), d.rows or 0) for d in pool]
         todo = pending(sets, covered, config.domains, {d.path: d.sha256 for d in pool})
-    return Intake(tonight, base, human, pool, todo, fingerprint, rules, regenerate, deliveries)
+    return Intake(tonight, base, human, pool, todo, fingerprint, rules, regenerate, deliveries, runs)
 
 
 def check_inputs(config: Config, intake: Intake) -> None:
@@ -118,8 +125,10 @@ def generated(intake: Intake, limit: int | None) -> pl.DataFrame:
     return intake.pending.head(limit) if limit is not None else intake.pending
 
 
-def into_pool(config: Config, store: Store, intake: Intake, day: str, run: GenerationRun | None) -> list[PoolFile]:
-    """Tonight's accepted records as pool files: one per new vendor delivery, one for the generation run."""
+def into_pool(config: Config, store: Store, intake: Intake, day: str, run: GenerationRun | None,
+              agent: AgentRows | None = None) -> list[PoolFile]:
+    """Tonight's accepted records as pool files: one per new vendor delivery, one for the generation run, one per
+    source of tonight's agent rows."""
     from prefmix.generators.pending import ranges_of
 
     files: list[PoolFile] = []
@@ -132,23 +141,76 @@ def into_pool(config: Config, store: Store, intake: Intake, day: str, run: Gener
         names += [run.lineage.judge.name, run.lineage.judge.model]
         settled = ranges_of(generated(intake, config.generation.limit))
         files.append(synthetic_file(store, run.run_id, run.record_files, settled, intake.fingerprint, names, day))
+    if agent is not None and agent.rows.height:
+        rolled = agent.night.rollouts
+        teachers = [rolled.teacher, rolled.model] if rolled else []
+        files += agent_files(store, agent.rows, [f.sha256 for f in agent.night.files], teachers, day)
     return files
 
 
-def next_version(config: Config, store: Store, intake: Intake, day: str, new_files: list[PoolFile], run_id: str | None) -> VersionPlan:
+def agent_night(config: Config, store: Store, intake: Intake, run_id: str,
+                rolled: tuple[Rollouts, AgentRuns] | None = None, skipped: str | None = None) -> AgentRows | None:
+    """Tonight's agent rows: the new trajectory deliveries and tonight's rollouts (unless their file repeats runs the
+    pool holds), derived together; the counted rejections are written to the run's agent/ folder. None when the
+    config has no agent section."""
+    from prefmix.trajectories.night import derive_night, write_rejections
+
+    if not config.agent.enabled:
+        return None
+    done, runs = rolled if rolled else (None, AgentRuns.none())
+    delivery = rollout_delivery(intake, AgentNight(rollouts=done)) if done is not None else None
+    fresh = delivery is not None and delivery.is_new
+    made = derive_night(config, [intake.runs, runs if fresh else AgentRuns.none()], done if fresh else None, run_id)
+    path = write_rejections(made.rejections, store.run_dir(run_id) / "agent" / "rejections.parquet")
+    before = earlier_agent(intake)
+    fingerprints = sorted({*(before.fingerprints if before else []), *([done.fingerprint] if done else [])})
+    if done is not None and not fresh:
+        skipped = f"duplicate: the rollouts file repeats runs the pool holds ({done.sha256[:12]})"
+    night = made.night.model_copy(update={"rejections": path, "fingerprints": fingerprints, "rollouts": done,
+                                          "rollouts_skipped": skipped})
+    return AgentRows(made.rows, made.rejections, night)
+
+
+def earlier_agent(intake: Intake) -> AgentNight | None:
+    """The agent section of the version tonight builds on (which rollouts are settled)."""
+    info = intake.base.manifest.dataset if intake.base else None
+    return info.agent if info else None
+
+
+def rollout_delivery(intake: Intake, night: AgentNight) -> Delivery | None:
+    """Tonight's rollouts file as a delivery of the night: new, or a duplicate of runs the pool already holds."""
+    rolled = night.rollouts
+    if rolled is None:
+        return None
+    pooled = {sha for f in (intake.base.manifest.dataset.pool if intake.base and intake.base.manifest.dataset else [])
+              for sha in f.deliveries if f.kind == "agent"}
+    size = Path(rolled.file).stat().st_size
+    base = {"kind": "trajectories", "path": rolled.file, "sha256": rolled.sha256, "bytes": size, "rows": rolled.attempts,
+            "vendor": f"rollouts:{rolled.teacher}"}
+    if rolled.sha256 in pooled:
+        return Delivery(status="duplicate", duplicate_of=rolled.file, **base)  # type: ignore[arg-type]
+    return Delivery(status="new", **base)  # type: ignore[arg-type]
+
+
+def next_version(config: Config, store: Store, intake: Intake, day: str, new_files: list[PoolFile], run_id: str | None,
+                 agent: AgentRows | None = None) -> VersionPlan:
     window = config.dataset.window_days if config.dataset else None
+    new = {d.sha256 for d in intake.deliveries if d.is_new} | {f.sha256 for f in (agent.night.files if agent else [])}
     return plan_version(store, intake.dataset, day, intake.base, new_files, fingerprint=intake.fingerprint, window_days=window,
-                        rules=intake.rules, new_deliveries={d.sha256 for d in intake.deliveries if d.is_new},
+                        rules=intake.rules, new_deliveries=new,
                         regenerated_by=run_id if intake.regenerate else None)
 
 
-def describe(config: Config, intake: Intake, plan: VersionPlan, day: str, run: GenerationRun | None, changes: Changes) -> DatasetVersion:
-    """The `dataset` section of the version's manifest."""
+def describe(config: Config, intake: Intake, plan: VersionPlan, day: str, run: GenerationRun | None, changes: Changes,
+             agent: AgentNight | None = None) -> DatasetVersion:
+    """The `dataset` section of the version's manifest (tonight's rollouts file is one of the night's deliveries)."""
+    extra = rollout_delivery(intake, agent) if agent is not None else None
+    deliveries = [*intake.deliveries, *([extra] if extra else [])]
     return DatasetVersion(
         name=intake.dataset, version=plan.version, base_version=intake.base.version if intake.base else None, day=day,
         fingerprint=intake.fingerprint, window_days=config.dataset.window_days if config.dataset else None,
-        deliveries=intake.deliveries, pool=plan.pool, prompts=intake.prompts, retractions=plan.retractions,
+        deliveries=deliveries, pool=plan.pool, prompts=intake.prompts, retractions=plan.retractions,
         excluded=plan.excluded, retracted_rows=plan.retracted_rows, new_prompts=intake.new_prompts,
         generated_prompts=run.summary.prompts_in if run else 0, requests=run.summary.requests_sent if run else 0,
-        changes=changes,
+        changes=changes, agent=agent,
     )

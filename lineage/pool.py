@@ -2,6 +2,7 @@
 
 - human: one file per vendor delivery (its aggregated pairs), named by the delivery and the file's sha256;
 - synthetic: one file per generation run (its pairs), with the prompt rows the run settled (coverage);
+- agent: one file per night and source of trajectory and step pairs derived from agent runs (kind `agent`);
 - filtered: a pool file less the rows that retractions in force select, named by the file and those
   retractions, so it is written once and reused by every later version while nothing changes.
 
@@ -56,6 +57,20 @@ def synthetic_file(store: Store, run_id: str, record_files: list[str], settled: 
     return PoolFile(path=str(path), sha256=sha, source="synthetic", rows=records.height, day=day,
                     deliveries=sorted({s for s, _, _ in settled}), run_id=run_id, fingerprint=fingerprint, teachers=sorted(set(teachers)),
                     coverage=[PromptRange(sha256=s, start=a, stop=b) for s, a, b in settled])
+
+
+def agent_files(store: Store, rows: pl.DataFrame, deliveries: list[str], teachers: list[str], day: str) -> list[PoolFile]:
+    """Tonight's agent rows (trajectory and step pairs), one file per source (pairs a human verifier decided are
+    human rows); `deliveries`: the sha256 of the night's files of runs, `teachers`: who ran tonight's rollouts."""
+    files: list[PoolFile] = []
+    for source in ("human", "synthetic"):
+        part = rows.filter(pl.col("source") == source)
+        if part.height == 0:
+            continue
+        path, sha = _content_addressed(part, store.pool_dir / "agent", f"{source}-{short_hash(sorted(deliveries))}")
+        files.append(PoolFile(path=str(path), sha256=sha, source=source, rows=part.height, day=day, kind="agent",
+                              deliveries=sorted(set(deliveries)), teachers=sorted(set(teachers))))
+    return files
 
 
 # retraction filters ----------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ def nightly_summary(manifest: Manifest, batch_dir: Path, recovered: RecoverRepor
             "dataset": info.name, "version": info.version if manifest.status in PUBLISHED else None,
             "new_deliveries": len(info.new_deliveries), "skipped_deliveries": len(info.skipped_deliveries),
             "new_prompts": info.new_prompts, "generated_prompts": info.generated_prompts, "requests": info.requests,
-            "retracted_rows": info.retracted_rows,
+            "retracted_rows": info.retracted_rows, "agent": info.agent,
         }
     return NightlySummary(
         batch_id=manifest.batch_id,

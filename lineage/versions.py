@@ -110,10 +110,11 @@ def plan_version(store: Store, dataset: str, day: str, base: Base | None, new_fi
         if cutoff and file.day < cutoff:
             leave_out(file, "window")
             continue
-        if file.source == "synthetic" and fingerprint and file.fingerprint != fingerprint:
+        generated = file.source == "synthetic" and file.kind == "pairs"  # agent rows have no generation fingerprint
+        if generated and fingerprint and file.fingerprint != fingerprint:
             leave_out(file, "superseded")
             continue
-        if file.source == "synthetic" and regenerated and file not in regenerated and _covers(regenerated, file):
+        if generated and regenerated and file not in regenerated and _covers(regenerated, file):
             leave_out(file, "superseded")
             continue
         whole = next((r for r in rules if takes_all(r, file)), None)

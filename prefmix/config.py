@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -31,6 +31,8 @@ class Model(BaseModel):
 class LandingZone(Model):
     """Where deliveries are: one file (`path`), every *.parquet of a folder (`path` that is a directory), or a
     `glob` (e.g. /data/vendors/acme/*.parquet). Each file found is a delivery, identified by its sha256."""
+
+    FOLDER_GLOBS: ClassVar[tuple[str, ...]] = ("*.parquet",)  # the files of a `path` that is a folder
 
     path: str | None = None
     glob: str | None = None
@@ -82,12 +84,33 @@ class Human(Model):
 
 
 class Launch(Model):
-    """Serve a local model directory with vLLM for the duration of the run."""
+    """Serve a local model directory with vLLM for the duration of the run. A teacher with `endpoints` as well
+    is already served there (e.g. by `prefmix teacher serve`): nothing is started, but the manifest still names
+    the folder (and, for a built teacher, the sha256 of its files) and the fingerprint its serving settings.
+
+    Serving defaults depend on what is served (see generators/launch.py and docs/teachers.md): the small real
+    teacher runs in bfloat16 where the CPU computes it natively (AVX-512-BF16, AMX), else in float32 (an AVX2 CPU
+    ran bf16 matmuls ~6.6x slower), with a 3 GiB KV cache and
+    without torch.compile (-O0: start-up ~80 s instead of 250-510 s, which a short run never wins back)."""
 
     model_dir: str | None = None
-    tiny: bool = Field(False, description="build the tiny offline teacher into model_dir first")
+    tiny: bool = Field(False, description="build the tiny offline teacher (random weights) into model_dir first")
+    small: bool = Field(False, description="build the small real teacher (SmolLM2-135M-Instruct) into model_dir first")
     seed: int = 0
     port: int = 0
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] | None = Field(
+        None, description="vLLM --dtype (default: bfloat16; float32 for the small teacher on a CPU without native bf16)")
+    kv_cache_gb: float | None = Field(
+        None, gt=0, description="VLLM_CPU_KVCACHE_SPACE in GiB (default: 3 for the small teacher, 1 otherwise)")
+    optimization_level: Literal[0, 1, 2, 3] | None = Field(
+        None, description="vLLM -O level; 0 = no torch.compile (default: 0 for the small teacher, vLLM's own otherwise)")
+    startup_timeout_s: float = Field(900.0, gt=0, description="seconds the server may take to become ready")
+
+    @model_validator(mode="after")
+    def _one_builder(self) -> "Launch":
+        if self.tiny and self.small:
+            raise ValueError("'tiny' and 'small' are exclusive: one model folder holds one teacher")
+        return self
 
 
 class Teacher(Model):
@@ -138,6 +161,18 @@ class Generation(Model):
         None, ge=0.0, description="judge sampling temperature (default: sampling.temperature); 0 = greedy judge"
     )
     min_margin: float = Field(1.0, ge=0.0)
+    judges: list[str] = Field(
+        default_factory=list,
+        description="teacher names that judge every pair (votes in generation.judge_votes); the pair is decided by the "
+        "primary judge (`judge`, else the first of these, else the first teacher)")
+    truncated: Literal["reject", "keep"] = Field(
+        "reject", description="a candidate cut at max_tokens may become chosen only with 'keep'; else the prompt is "
+        "rejected with reason 'truncated'")
+    tie_break: Literal["expected", "none"] = Field(
+        "expected", description="pointwise: integer ties broken by the judge's expected score (score-token "
+        "probabilities, G-Eval style); 'none' = a tie is no pair")
+    expected_margin: float = Field(
+        0.1, ge=0.0, description="smallest expected-score gap that breaks an integer tie (min_margin is for integers)")
     template: str = "default"
     constitution: str | None = None
     limit: int | None = Field(None, ge=0)
@@ -173,6 +208,11 @@ class Blend(Model):
         default_factory=dict,
         description="per source, share of its output rows per kind (single_turn, trajectory_pair, step_pair); "
         "sums to 1; a source not listed takes its rows of any kind",
+    )
+    domain_kind_shares: dict[str, dict[str, dict[str, Fraction]]] = Field(
+        default_factory=dict,
+        description="per-domain replacement of `kind_shares`, e.g. general: {synthetic: {single_turn: 0.5, step_pair: 0.5}} "
+        "(agent rows are of one domain: agent.rules.domain)",
     )
     size: int | Literal["all_human"] = Field(
         "all_human", description="output rows, or 'all_human': every eligible human row plus synthetic rows to match the ratio"
@@ -211,13 +251,21 @@ class Blend(Model):
     @field_validator("kind_shares")
     @classmethod
     def _kinds_per_source(cls, value: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
-        _check_sources(value)
-        for shares in value.values():
-            unknown = sorted(set(shares) - set(KINDS))
-            if unknown:
-                raise ValueError(f"unknown kind {unknown[0]!r}, expected one of {', '.join(map(repr, KINDS))}")
-            _check_shares(shares)
+        return _check_kinds(value)
+
+    @field_validator("domain_kind_shares")
+    @classmethod
+    def _kinds_per_domain(cls, value: dict[str, dict[str, dict[str, float]]]) -> dict[str, dict[str, dict[str, float]]]:
+        for domain, per_source in value.items():
+            try:
+                _check_kinds(per_source)
+            except ValueError as exc:
+                raise ValueError(f"{domain}: {exc}") from None
         return value
+
+    def kind_shares_for(self, domain: str) -> dict[str, dict[str, float]]:
+        """source -> kind -> share in one domain (`domain_kind_shares` replaces `kind_shares` for its domains)."""
+        return self.domain_kind_shares.get(domain, self.kind_shares)
 
     def ratios_for(self, domain: str) -> dict[str, float]:
         shares = {source: 0.0 for source in SOURCES}
@@ -228,6 +276,16 @@ class Blend(Model):
 def _check_shares(value: dict[str, float]) -> dict[str, float]:
     if value and not math.isclose(sum(value.values()), 1.0, abs_tol=1e-9):
         raise ValueError(f"shares must sum to 1, got {sum(value.values()):g}")
+    return value
+
+
+def _check_kinds(value: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+    _check_sources(value)
+    for shares in value.values():
+        unknown = sorted(set(shares) - set(KINDS))
+        if unknown:
+            raise ValueError(f"unknown kind {unknown[0]!r}, expected one of {', '.join(map(repr, KINDS))}")
+        _check_shares(shares)
     return value
 
 
@@ -299,6 +357,22 @@ class Contamination(Model):
     max_share: Fraction = 0.0
 
 
+class BenchmarkTasks(Model):
+    """Task ids of benchmarks that must stay out of training data: listed here and/or in files (.txt: one id a line,
+    .json: a list of ids, .jsonl: objects with a `task_id` (or `instance_id`), .parquet: a `task_id` column)."""
+
+    ids: list[str] = Field(default_factory=list)
+    files: list[str] = Field(default_factory=list)
+
+
+class ChatTemplate(Model):
+    """chat_template_prefix: the rendered prompt must be a prefix of the rendered prompt + chosen (and + rejected)
+    under the teacher's chat template (the tokenizer in the launched teacher's model_dir)."""
+
+    teacher: str | None = Field(None, description="whose template (default: agent.teacher, else the first teacher with a model_dir)")
+    max_rows: int = Field(20_000, ge=1, description="rows rendered at most (beyond: the rows with the lowest record_id)")
+
+
 class Gate(Model):
     share_tolerance: Fraction = 0.02
     min_rows: int = Field(1, ge=0)
@@ -317,6 +391,8 @@ class Gate(Model):
     length_bias: LengthBias = Field(default_factory=LengthBias)
     near_duplicates: NearDuplicates = Field(default_factory=NearDuplicates)
     contamination: Contamination = Field(default_factory=Contamination)
+    benchmark_tasks: BenchmarkTasks = Field(default_factory=BenchmarkTasks, description="with agent.benchmark_tasks: benchmark_overlap")
+    chat_template: ChatTemplate = Field(default_factory=ChatTemplate)
     suites: list[str] = Field(default_factory=list, description="Great Expectations suite JSON files run on the rows")
     suite_severity: dict[str, Severity] = Field(
         default_factory=dict, description="suite name or expectation id -> critical | warning | off (wins over the suite)"
@@ -484,6 +560,78 @@ class Routing(Model):
                 raise ValueError(f"routing names domain {domain!r}, which is not in domains {domains}")
 
 
+# -- agent: trajectories as preference data in the nightly (issue 17; read by prefmix.trajectories) -------------
+
+
+class TrajectoryShard(LandingZone):
+    """A landing zone of delivered agent runs: ATIF .json, chat-message .jsonl/.ndjson, trajectory .parquet (a folder:
+    every such file directly in it). Each file is a delivery, taken once."""
+
+    FOLDER_GLOBS: ClassVar[tuple[str, ...]] = ("*.json", "*.jsonl", "*.ndjson", "*.parquet")
+
+    vendor: str = Field("unknown", description="who delivered the runs (lineage)")
+
+
+def _mounted(module: str, name: str, value: Any) -> Any:
+    """A room's own config model, validated where the room defines it (imported when a config is read, never
+    when this module is: the room's module imports this one)."""
+    import importlib
+
+    if value is None:
+        return None
+    model = getattr(importlib.import_module(module), name)
+    if isinstance(value, model):
+        return value
+    try:
+        return model.model_validate(value)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise ValueError(f"{_location(first['loc'])}: {_describe(first)}") from None
+
+
+RULES = ("prefmix.trajectories.config", "Rules")
+ENVIRONMENT = ("prefmix.trajectories.rollout", "Environment")
+
+
+class Agent(Model):
+    """Agent runs -> trajectory pairs and step pairs, blended next to synthetic and human rows (`blend.kind_shares`).
+
+    Runs come from `shards` (delivered files) and, with `environment`, from the demo tool environment run by
+    `teacher` during the nightly. `rules` are the derivation rules (trajectories.config.Rules: seed, domain,
+    max_pairs_per_task, ...); `environment` the rollout settings (trajectories.rollout.Environment: tasks, attempts,
+    max_steps, temperature, max_tokens, seed, concurrency)."""
+
+    shards: list[TrajectoryShard] = Field(default_factory=list)
+    derive: list[Literal["trajectory", "step"]] = Field(
+        default_factory=lambda: ["trajectory", "step"], min_length=1,
+        description="which rows to derive: trajectory (kind trajectory_pair), step (kind step_pair)")
+    rules: Any = Field(default_factory=lambda: _mounted(*RULES, {}), description="trajectories.config.Rules")
+    environment: Any = Field(None, description="trajectories.rollout.Environment; unset: no rollouts")
+    teacher: str | None = Field(None, description="the configured teacher that runs the attempts (default: the first teacher)")
+    benchmark_tasks: BenchmarkTasks = Field(default_factory=BenchmarkTasks, description="task ids the gate keeps out (benchmark_overlap)")
+
+    @field_validator("rules", mode="before")
+    @classmethod
+    def _rules(cls, value: Any) -> Any:
+        return _mounted(*RULES, {} if value is None else value)
+
+    @field_validator("environment", mode="before")
+    @classmethod
+    def _environment(cls, value: Any) -> Any:
+        return _mounted(*ENVIRONMENT, value)
+
+    @field_validator("derive")
+    @classmethod
+    def _distinct(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError(f"lists {next(v for v in value if value.count(v) > 1)!r} twice")
+        return value
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.shards) or self.environment is not None
+
+
 class Dataset(Model):
     """The named dataset a nightly run grows: each run publishes its next version."""
 
@@ -507,6 +655,7 @@ class Config(Model):
     gate: Gate = Field(default_factory=Gate)
     lineage: Lineage = Field(default_factory=Lineage)
     routing: Routing = Field(default_factory=Routing)
+    agent: Agent = Field(default_factory=Agent)
     vllm_python: str | None = None
 
     @field_validator("dataset", mode="before")
@@ -519,24 +668,49 @@ class Config(Model):
         names = [t.name for t in self.teachers]
         if len(set(names)) != len(names):
             raise ValueError(f"teachers: duplicate teacher name {next(n for n in names if names.count(n) > 1)!r}")
-        for ref in [*self.generation.teachers, *([self.generation.judge] if self.generation.judge else [])]:
+        gen = self.generation
+        for ref in [*gen.teachers, *([gen.judge] if gen.judge else []), *gen.judges]:
             if ref not in names:
                 raise ValueError(f"generation names teacher {ref!r}, which is not in teachers {names}")
         for teacher in self.blend.teacher_shares:
             if teacher not in names:
                 raise ValueError(f"blend.teacher_shares names teacher {teacher!r}, which is not in teachers {names}")
-        for domain in [*self.blend.domain_ratios, *self.blend.domain_shares]:
+        for domain in [*self.blend.domain_ratios, *self.blend.domain_shares, *self.blend.domain_kind_shares]:
             if domain not in self.domains:
                 raise ValueError(f"blend names domain {domain!r}, which is not in domains {self.domains}")
         self.routing.check_domains(self.domains)
+        self._check_agent(names)
         return self
+
+    def _check_agent(self, names: list[str]) -> None:
+        agent = self.agent
+        for key, teacher in (("agent.teacher", agent.teacher), ("gate.chat_template.teacher", self.gate.chat_template.teacher)):
+            if teacher is not None and teacher not in names:
+                raise ValueError(f"{key} names teacher {teacher!r}, which is not in teachers {names}")
+        if agent.environment is not None and not names:
+            raise ValueError("agent.environment: no teachers configured; the rollouts need one (agent.teacher)")
+        if agent.enabled and agent.rules.domain not in self.domains:
+            raise ValueError(f"agent.rules.domain {agent.rules.domain!r} is not in domains {self.domains}")
 
     def dataset_name(self) -> str:
         return self.dataset.name if self.dataset else self.name
 
     def judge_teacher(self) -> Teacher:
-        name = self.generation.judge or self.generation_teachers()[0].name
+        """The primary judge: the one whose verdict decides a pair."""
+        gen = self.generation
+        name = gen.judge or (gen.judges[0] if gen.judges else self.generation_teachers()[0].name)
         return next(t for t in self.teachers if t.name == name)
+
+    def judge_teachers(self) -> list[Teacher]:
+        """Every judge, the primary first: each reads every pair (generation.judge_votes)."""
+        primary = self.judge_teacher()
+        others = [t for name in self.generation.judges for t in self.teachers if t.name == name and name != primary.name]
+        return [primary, *others]
+
+    def agent_teacher(self) -> Teacher | None:
+        """The teacher that runs the agent attempts: agent.teacher, else the first teacher."""
+        name = self.agent.teacher
+        return next((t for t in self.teachers if t.name == name), None) if name else (self.teachers[0] if self.teachers else None)
 
     def generation_teachers(self) -> list[Teacher]:
         wanted = self.generation.teachers or [t.name for t in self.teachers]
@@ -624,6 +798,11 @@ def resolve_paths(config: Config, base: Path) -> Config:
             teacher.launch.model_dir = absolute(teacher.launch.model_dir)
     config.gate.suites = [absolute(p) for p in config.gate.suites]
     config.gate.contamination.eval_sets = [absolute(p) for p in config.gate.contamination.eval_sets]
+    for tasks in (config.gate.benchmark_tasks, config.agent.benchmark_tasks):
+        tasks.files = [absolute(p) for p in tasks.files]
+    for zone in config.agent.shards:
+        zone.path = absolute(zone.path) if zone.path is not None else None
+        zone.glob = absolute(zone.glob) if zone.glob is not None else None
     for zone in [*config.routing.candidates, *config.routing.gold]:
         zone.path = absolute(zone.path) if zone.path is not None else None
         zone.glob = absolute(zone.glob) if zone.glob is not None else None

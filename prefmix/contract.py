@@ -41,6 +41,12 @@ class GenerationSummary(Contract):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     judge_parse_errors: int = 0
+    # pairs whose integer judge scores tied and whose expected scores (score-token probabilities) decided
+    expected_tie_breaks: int = 0
+    # teacher tokens (prompt + completion, rejected prompts included) per accepted pair; and what the same
+    # requests cost per pair had integer ties been no pair (generation.tie_break: none)
+    tokens_per_pair: float | None = None
+    tokens_per_pair_integer: float | None = None
     elapsed_s: float = 0.0
 
     @property
@@ -71,7 +77,8 @@ class ContentRef(Contract):
 class GenerationLineage(Contract):
     strategy: str
     teachers: list[TeacherRef]
-    judge: ModelRef
+    judge: ModelRef  # the primary judge, whose verdict decides each pair
+    judges: list[ModelRef] = Field(default_factory=list)  # every judge whose readings are in judge_votes, primary first
     vllm_version: str | None = None
     sampling: dict[str, JsonValue]
     template: ContentRef
@@ -347,6 +354,10 @@ class ManifestModel(Contract):
     model: str
     revision: str | None = None
     roles: list[str]
+    # a launched teacher that prefmix built (tiny or small): its folder, the sha256 of its model files, its weights
+    path: str | None = None
+    sha256: str | None = None
+    weights: str | None = None
 
 
 class ManifestCounts(Contract):
@@ -364,7 +375,7 @@ class StatusEntry(Contract):
     reason: str | None = None
 
 
-DeliveryKind = Literal["prompts", "human_shard"]
+DeliveryKind = Literal["prompts", "human_shard", "trajectories"]
 # new: first time these bytes are seen; changed: new bytes under a name that held other bytes before;
 # known: ingested before under this name; duplicate: these bytes were ingested before under another name.
 DeliveryStatus = Literal["new", "changed", "known", "duplicate"]
@@ -409,6 +420,8 @@ class PoolFile(Contract):
     source: Literal["human", "synthetic"]
     rows: int
     day: str  # the night it entered the pool (dataset.window_days counts from here)
+    # agent: trajectory and step pairs derived from agent runs (no generation fingerprint supersedes them)
+    kind: Literal["pairs", "agent"] = "pairs"
     deliveries: list[str]  # sha256 of the deliveries its rows come from
     vendor: str | None = None
     run_id: str | None = None
@@ -446,6 +459,7 @@ class DatasetVersion(Contract):
     generated_prompts: int = 0
     requests: int = 0
     changes: Changes | None = None
+    agent: AgentNight | None = None  # what the agent stage did (agent runs in, rows by kind, counted rejections)
 
     @property
     def new_deliveries(self) -> list[Delivery]:
@@ -546,6 +560,7 @@ class NightlySummary(Contract):
     generated_prompts: int = 0
     requests: int = 0
     retracted_rows: int = 0
+    agent: AgentNight | None = None
 
 
 class GenerateSummary(Contract):
@@ -575,3 +590,75 @@ class AdhocBlendSummary(Contract):
     human_file: str
     synthetic_files: int
     store: str
+
+
+# agent (trajectories) --------------------------------------------------------------
+AgentFileOrigin = Literal["landing_zone", "rollouts"]
+
+
+class AgentFile(Contract):
+    """One file of agent runs a night took in: a delivery from a landing zone, or tonight's rollouts."""
+
+    path: str
+    sha256: str
+    format: str  # atif | chat_jsonl | parquet
+    trajectories: int
+    origin: AgentFileOrigin
+
+
+class Rollouts(Contract):
+    """The tool environment run on a teacher during a night (its file is a delivery of that night)."""
+
+    teacher: str
+    model: str
+    endpoint: str
+    environment: dict[str, JsonValue]  # trajectories.rollout.Environment as run
+    fingerprint: str  # environment, teacher model and serving settings: a later night with the same one skips
+    file: str
+    sha256: str
+    attempts: int
+    resolved: int
+    requests: int
+    elapsed_s: float
+    reused: bool = False  # an earlier try of the same night had written the file: read again, no requests
+
+
+class AgentDerivation(Contract):
+    """One derivation over a night's runs (trajectories.derive.DerivationSummary): every run in is in a row or is
+    counted under a reason, trajectories_in == trajectories_in_rows + trajectories_rejected."""
+
+    mode: Literal["trajectory", "step"]
+    kind: Literal["trajectory_pair", "step_pair"]
+    trajectories_in: int
+    rows_out: int
+    trajectories_in_rows: int
+    trajectories_rejected: int
+    rejected_by_reason: dict[str, int] = Field(default_factory=dict)
+    candidate_pairs: int = 0
+    candidates_dropped_by_reason: dict[str, int] = Field(default_factory=dict)
+    counts: dict[str, int] = Field(default_factory=dict)
+
+    @property
+    def reconciled(self) -> bool:
+        return self.trajectories_in == self.trajectories_in_rows + self.trajectories_rejected
+
+
+class AgentNight(Contract):
+    """The agent stage of one night: the files of runs it took in, what each derivation made of them, the rows
+    that entered the pool by kind and source, and where the counted rejections are."""
+
+    files: list[AgentFile] = Field(default_factory=list)
+    trajectories_in: int = 0
+    derivations: list[AgentDerivation] = Field(default_factory=list)
+    rows_by_kind: dict[str, int] = Field(default_factory=dict)  # rows derived tonight (before the blend), per kind
+    rows_by_source: dict[str, int] = Field(default_factory=dict)
+    duplicate_rows: int = 0  # rows both derivations or two files made (same record id): kept once
+    rejections: str | None = None  # Parquet: mode, trajectory_id, task_id, origin_uri, origin_row, reason
+    rollouts: Rollouts | None = None
+    rollouts_skipped: str | None = None  # why no rollouts ran tonight (e.g. their fingerprint is settled)
+    fingerprints: list[str] = Field(default_factory=list)  # rollout fingerprints whose runs are in the pool to date
+
+    @property
+    def reconciled(self) -> bool:
+        return all(d.reconciled and d.trajectories_in == self.trajectories_in for d in self.derivations)
+

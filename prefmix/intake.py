@@ -2,7 +2,8 @@
 a delivery whatever it holds; the rooms turn deliveries into their records (annotations: vendor shards, generators:
 prompts), and lineage decides which deliveries are new (lineage/deliveries.py).
 
-A zone is one file (`path`), every `*.parquet` directly in a folder (`path` that is a directory), or a `glob`
+A zone is one file (`path`), every `*.parquet` (a trajectory zone: `*.json`, `*.jsonl`, `*.ndjson`, `*.parquet`) directly
+in a folder (`path` that is a directory), or a `glob`
 (recursive with `**`). Hidden files (a dot name: a half-written copy in progress) are never deliveries.
 """
 
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from prefmix.config import Config, HumanShard, LandingZone, PromptSet
+from prefmix.config import Config, HumanShard, LandingZone, PromptSet, TrajectoryShard
 from prefmix.errors import InputError
 from prefmix.hashing import sha256_file
 
@@ -42,7 +43,7 @@ def files_in(zone: LandingZone) -> list[Path]:
     else:
         target = Path(str(zone.path))
         if target.is_dir():
-            found = list(target.glob("*.parquet"))
+            found = [p for pattern in zone.FOLDER_GLOBS for p in target.glob(pattern)]
         elif target.exists():
             found = [target]
         else:
@@ -87,7 +88,9 @@ def concrete(config: Config) -> Config:
     """The config with every landing zone replaced by its files as `path:` entries (ad hoc runs read them all)."""
     prompts: list[PromptSet] = [as_file(z, f) for z, f in expand(config.prompts)]
     shards: list[HumanShard] = [as_file(z, f) for z, f in expand(config.human.shards)]
+    trajectories: list[TrajectoryShard] = [as_file(z, f) for z, f in expand(config.agent.shards)]
     out = config.model_copy(deep=True)
     out.prompts = prompts
     out.human.shards = shards
+    out.agent.shards = trajectories
     return out

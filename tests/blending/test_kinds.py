@@ -96,3 +96,29 @@ def test_kind_shares_are_validated() -> None:
         config(kind_shares={"synthetic": {"episode": 1.0}})
     with pytest.raises(ConfigError, match="blend.kind_shares: shares must sum to 1"):
         config(kind_shares={"synthetic": {"single_turn": 0.5, "step_pair": 0.2}})
+
+
+def test_domain_kind_shares_split_only_their_domain(write: Write, tmp_path: Path) -> None:
+    """Agent rows are of one domain (agent.rules.domain): its kinds are split there, other domains take any kind."""
+    human = write("human", records(70, "human", "general", "hg"), records(70, "human", "law", "hl"))
+    synthetic = write(
+        "synthetic",
+        records(60, "synthetic", "general", "sg", teacher="t"), records(60, "synthetic", "law", "sl", teacher="t"),
+        agent_rows(30, "step_pair", "synthetic", 6, "steps"), agent_rows(20, "trajectory_pair", "synthetic", 6, "runs"),
+    )
+    shares = {"general": {"synthetic": {"single_turn": 0.4, "step_pair": 0.4, "trajectory_pair": 0.2}}}
+    result = blend(config(ratios={"human": 0.7, "synthetic": 0.3}, domains=["general", "law"], domain_kind_shares=shares),
+                   [human], [synthetic], tmp_path / "out", "b1")
+    rows = read_all(tmp_path / "out", result.files).filter(pl.col("source") == "synthetic")
+    got = {(d, k): n for d, k, n in rows.group_by("domain", "kind").len().iter_rows()}
+    assert got == {("general", "single_turn"): 12, ("general", "step_pair"): 12, ("general", "trajectory_pair"): 6,
+                   ("law", "single_turn"): 30}
+    assert result.summary.by_kind.requested == {"general": {"synthetic/single_turn": 12, "synthetic/step_pair": 12,
+                                                            "synthetic/trajectory_pair": 6}}
+
+
+def test_domain_kind_shares_are_validated() -> None:
+    with pytest.raises(ConfigError, match="blend.domain_kind_shares: general: shares must sum to 1"):
+        config(domain_kind_shares={"general": {"synthetic": {"single_turn": 0.5}}})
+    with pytest.raises(ConfigError, match="blend names domain 'code', which is not in domains"):
+        config(domain_kind_shares={"code": {"synthetic": {"step_pair": 1.0}}})
