@@ -10,7 +10,8 @@ from typing import Any
 from prefmix.config import Config
 from prefmix.contract import GateCheck, GateFacts, GateReport, GateResult
 from prefmix.store import atomic_write_json
-from prefmix.validators import html, metrics, overlap, policy, report, suite, suites
+from prefmix.validators import agent, html, metrics, overlap, policy, report, suite, suites
+from prefmix.validators.earlier import earlier_batches
 from prefmix.validators.measure import excerpt
 
 OVERLAP = {"near_duplicates", "contamination"}
@@ -30,6 +31,9 @@ def run_gate(config: Config, batch_dir: Path, facts: GateFacts | None = None) ->
     if active & OVERLAP:
         near, kept = overlap.measure(batch.frame, config.gate, batch_dir, keep, active)
         measures += near
+    if active & set(agent.CHECKS):
+        earlier = earlier_batches(batch_dir) if "task_group_split" in active else []
+        measures += agent.measure(config, batch.files, earlier, keep, active)
 
     rows = metrics.rows_frame(batch, batch_dir) if user else None
     run = suite.validate(measures, severities, batch_dir.name, user, rows, keep)

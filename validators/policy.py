@@ -37,6 +37,13 @@ DEFAULT_SEVERITY: dict[str, str] = {
     "length_bias": "warning",
     "near_duplicates": "warning",
     "contamination": "critical",
+    # Agent rows (validators/agent.py): an unlinked tool result or tool output in a completion trains the model on
+    # text it never wrote; a task in both splits or a benchmark task leaks eval data; a prompt that is not a prefix
+    # under the chat template shifts the completion's tokens.
+    "tool_linking": "critical",
+    "task_group_split": "critical",
+    "chat_template_prefix": "critical",
+    "benchmark_overlap": "critical",
 }
 CHECKS = tuple(DEFAULT_SEVERITY)
 

@@ -4,7 +4,7 @@ store is touched, so a mistake is one ConfigError line naming the key, not a fai
 from __future__ import annotations
 
 from prefmix.config import Config
-from prefmix.validators import content, overlap, policy, suites
+from prefmix.validators import agent, content, overlap, policy, suites
 
 
 def check(config: Config) -> None:
@@ -14,3 +14,4 @@ def check(config: Config) -> None:
     content.check_patterns(gate)
     overlap.check_eval_sets(gate)
     suites.check(gate)
+    agent.check_files(config)  # benchmark task files

@@ -10,9 +10,10 @@ import polars as pl
 import pyarrow as pa
 import pytest
 
-from prefmix.config import Config
+from prefmix.config import BenchmarkTasks, Config, Teacher
 from prefmix.errors import ConfigError, InputError
 from prefmix.records import to_arrow
+from tests.validators.agent_batches import AGENT_ROWS, agent_frame, edit_messages, write_tokenizer
 from tests.validators.batches import DOMAINS, clean_frame, write_batch
 from prefmix.validators.gate import GateFacts, GateResult, run_gate
 from prefmix.validators.metrics import PII_PATTERN, PII_PREFILTER
@@ -157,6 +158,45 @@ def _contaminated(tmp: Path, frame: pl.DataFrame) -> tuple[Path, Config, GateFac
     cfg.gate.contamination.eval_sets = [str(eval_set)]
     return write_batch(tmp, frame), cfg, None
 
+def _agent_case(mutate: Callable[[pl.DataFrame], pl.DataFrame], cfg: Callable[[Path], Config] | None = None):
+    """A batch with step pairs (tests/validators/agent_batches.py), one fault injected by `mutate`."""
+
+    def build(tmp: Path, frame: pl.DataFrame) -> tuple[Path, Config, GateFacts | None]:
+        return write_batch(tmp, mutate(agent_frame())), cfg(tmp) if cfg else config(), None
+
+    return build
+
+
+def _templated(tmp: Path) -> Config:
+    """A config whose teacher's model folder holds a chat template (served elsewhere: nothing is launched)."""
+    cfg = config()
+    folder = write_tokenizer(tmp / "teacher")
+    cfg.teachers = [Teacher(name="t", model="t", endpoints=["http://127.0.0.1:1/v1"], launch={"model_dir": str(folder)})]
+    return cfg
+
+
+def _unlinked(frame: pl.DataFrame) -> pl.DataFrame:
+    # the tool result names a call nobody made
+    return edit_messages(frame, AGENT_ROWS[0], "context", lambda m: [*m[:3], {**m[3], "tool_call_id": "nobody"}])
+
+
+def _group_in_both_splits(frame: pl.DataFrame) -> pl.DataFrame:
+    train = frame.with_row_index().filter((pl.col("kind") == "step_pair") & (pl.col("split") == "train"))
+    evals = frame.with_row_index().filter((pl.col("kind") == "step_pair") & (pl.col("split") == "eval"))
+    return set_cell(frame, evals["index"][0], "task_group", train["task_group"][0])  # another task of the same group
+
+
+def _trailing_space(frame: pl.DataFrame) -> pl.DataFrame:
+    # the last prompt message ends in spaces: the template trims it only while it is the last message
+    return edit_messages(frame, AGENT_ROWS[1], "context", lambda m: [*m[:3], {**m[3], "content": m[3]["content"] + "  "}])
+
+
+def _benchmarked(tmp: Path) -> Config:
+    cfg = config()
+    cfg.gate.benchmark_tasks = BenchmarkTasks(ids=["swe-bench/x-1", f"tools-{AGENT_ROWS[2]:04d}"])
+    return cfg
+
+
 CASES = {
     "row_count": _frame_case(lambda f: f, config(min_rows=1000)),
     "schema": _schema_violation,
@@ -181,6 +221,10 @@ CASES = {
     "length_bias": _frame_case(_verbose_judge),
     "near_duplicates": _frame_case(_paraphrased),
     "contamination": _contaminated,
+    "tool_linking": _agent_case(_unlinked),
+    "task_group_split": _agent_case(_group_in_both_splits),
+    "chat_template_prefix": _agent_case(_trailing_space, _templated),
+    "benchmark_overlap": _agent_case(lambda f: f, _benchmarked),
 }
 
 
