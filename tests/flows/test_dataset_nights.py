@@ -21,6 +21,7 @@ import yaml
 from tests.deploy.proxy import CountingProxy
 from tests.support import REPO
 from tests.support.cli import last_json, prefmix
+from tests.support.nightly import tiny_teacher
 
 pytestmark = pytest.mark.vllm
 
@@ -35,8 +36,8 @@ def _config(root: Path, teacher_url: str, model: str) -> Path:
         "store": str(root / "store"),
         "dataset": DATASET,
         "prompts": [{"glob": str(zone / "prompts" / "*.parquet")}],
-        "teachers": [{"name": "tiny", "model": model, "endpoints": [teacher_url]}],
     })
+    tiny_teacher(data, teacher_url, model)
     data["human"]["shards"] = [
         {"glob": str(zone / "acme" / "*.parquet"), "layout": "pairs", "vendor": "acme-labels", "columns": {"item_id": "pair_id"}},
         {"path": str(zone / "rankwise"), "layout": "rankings", "vendor": "rankwise"},
@@ -45,7 +46,7 @@ def _config(root: Path, teacher_url: str, model: str) -> Path:
     data["generation"].update({"chunk_size": 16})
     # The tiny teacher writes random tokens, which the gate's content checks rightly flag; this test is about how
     # a dataset grows, so text integrity only warns here.
-    data["gate"]["severity"] = {"text_integrity": "warning"}
+    data["gate"]["severity"] = {"text_integrity": "warning", "truncated_share": "warning"}
     data["generation"]["sampling"]["max_tokens"] = 12
     path = root / "config.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
