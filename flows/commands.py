@@ -12,7 +12,8 @@ from prefmix.context import DEMO_CONFIG
 from prefmix.errors import UserError
 
 # flow name -> deployment name, as in prefect.yaml
-DEPLOYMENTS = {"generate": "generate/generate", "blend": "blend/blend", "nightly": "nightly/nightly", "route": "route/route"}
+DEPLOYMENTS = {"generate": "generate/generate", "blend": "blend/blend", "nightly": "nightly/nightly", "route": "route/route",
+               "trajectories": "trajectories/trajectories"}
 PARAM_ALIASES = {"config": "config_path"}
 
 

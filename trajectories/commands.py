@@ -61,29 +61,19 @@ def pairs(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from prefmix.errors import UserError
-    from prefmix.trajectories.derive import derive
-    from prefmix.trajectories.output import write_outputs
-    from prefmix.trajectories.readers import read_trajectories
-    from prefmix.trajectories.reviews import read_reviews
+    from prefmix.trajectories.job import check_request, derive_files
 
-    if args.reviews and args.mode != "labels":
-        raise UserError("trajectories pairs: --reviews applies to --mode labels only")
+    out = Path(args.out) if args.out else None
+    check_request(args.mode, args.reviews, out)
     if args.mc and (args.mode != "labels" or args.reviews):
         raise UserError("trajectories pairs: --mc applies to --mode labels without --reviews")
-    out = Path(args.out) if args.out else None
-    if out is not None and out.is_dir():
-        raise UserError(f"{out}: --out must be a Parquet file path, found a directory")
-    rules = _rules(args)
-    trajectories, files = read_trajectories(args.files)
-    reviews = read_reviews(args.reviews, vendor=args.vendor) if args.reviews else None
-    result = derive(trajectories, args.mode, rules, reviews)
-    written = write_outputs(result, out) if out is not None else {}
-    summary = {**result.summary.as_json(), "files": [f.model_dump() for f in files], **written}
+    done = derive_files(args.files, args.mode, _rules(args), reviews=args.reviews, vendor=args.vendor, out=out)
+    summary = done.as_json()
     if args.json:
         print(json.dumps(summary, default=str, separators=(",", ":")))
         return 0
-    s = result.summary
-    print(f"{s.trajectories_in} trajectories from {len(files)} file(s) -> {s.rows_out} {args.mode} rows "
+    s = done.summary
+    print(f"{s.trajectories_in} trajectories from {len(done.files)} file(s) -> {s.rows_out} {args.mode} rows "
           f"({s.trajectories_in_rows} trajectories in rows, {s.trajectories_rejected} rejected)")
     for reason, count in s.rejected_by_reason.items():
         print(f"  rejected {reason}: {count}")
@@ -91,6 +81,7 @@ def pairs(args: argparse.Namespace) -> int:
         print(f"  candidate pairs dropped {reason}: {count}")
     for name, count in s.counts.items():
         print(f"  {name}: {count}")
-    for name, path in written.items():
-        print(f"{name}: {path}")
+    for name in ("out", "rejections_out"):
+        if summary.get(name):
+            print(f"{name}: {summary[name]}")
     return 0

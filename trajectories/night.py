@@ -14,7 +14,6 @@ fingerprint); rows from delivered runs carry the trajectory lineage their files 
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -205,8 +204,6 @@ def derive_night(config: Config, parts: Sequence[AgentRuns], done: Rollouts | No
 
 def write_rejections(rejections: pl.DataFrame, path: Path) -> str:
     """The night's counted rejections as Parquet (atomic); returns the path."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    rejections.write_parquet(tmp)
-    os.replace(tmp, path)
-    return str(path)
+    from prefmix.store import write_parquet
+
+    return str(write_parquet(rejections.to_arrow(), path))
