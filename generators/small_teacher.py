@@ -30,16 +30,16 @@ import argparse
 import hashlib
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 try:
     from prefmix.errors import UserError
+    from prefmix.generators.teacher_folder import build_folder, read_json, report, write_json
 except ImportError:  # run as a script by the teacher interpreter, which has no prefmix installed
+    from teacher_folder import build_folder, read_json, report, write_json  # type: ignore[no-redef]
 
     class UserError(Exception):  # type: ignore[no-redef]
         exit_code = 2
@@ -111,10 +111,7 @@ def content_sha256(model_dir: Path) -> str:
 
 def read_marker(out: Path) -> dict[str, Any] | None:
     """The build's marker (model id, gguf sha256, content sha256, ...) or None if not a complete build."""
-    try:
-        meta = json.loads((Path(out) / MARKER).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
+    meta = read_json(Path(out) / MARKER)
     if not isinstance(meta, dict) or meta.get("format_version") != FORMAT_VERSION:
         return None
     return meta
@@ -124,10 +121,6 @@ def is_build(out: Path, gguf_sha256: str) -> bool:
     """True if `out` is a complete build of this format from the GGUF with this sha256."""
     meta = read_marker(out)
     return bool(meta and meta.get("gguf_sha256") == gguf_sha256)
-
-
-def _write_json(path: Path, obj: Any) -> None:
-    path.write_text(json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 # -- teacher side -------------------------------------------------------------------
@@ -239,14 +232,14 @@ def write_model(dest: Path, gguf: Path) -> dict[str, Any]:
     config_dict = config.to_diff_dict()  # only what differs from LlamaConfig's defaults, like save_pretrained
     for key in _DROP_CONFIG_KEYS:
         config_dict.pop(key, None)
-    _write_json(dest / "config.json", config_dict)
-    _write_json(dest / "generation_config.json", {
+    write_json(dest / "config.json", config_dict)
+    write_json(dest / "generation_config.json", {
         "bos_token_id": config.bos_token_id, "eos_token_id": config.eos_token_id, "pad_token_id": config.pad_token_id,
     })
     files = tokenizer_files(tok)
-    _write_json(dest / "tokenizer.json", files["tokenizer.json"])
-    _write_json(dest / "tokenizer_config.json", files["tokenizer_config.json"])
-    _write_json(dest / "special_tokens_map.json", {
+    write_json(dest / "tokenizer.json", files["tokenizer.json"])
+    write_json(dest / "tokenizer_config.json", files["tokenizer_config.json"])
+    write_json(dest / "special_tokens_map.json", {
         k: getattr(tok, k) for k in ("bos_token", "eos_token", "pad_token", "unk_token")
     })
     _check_roundtrip(dest, tok)
@@ -269,53 +262,17 @@ def _check_roundtrip(dest: Path, tok: Any) -> None:
         raise SmallTeacherError("saved tokenizer does not reproduce the GGUF tokenizer")
 
 
-def _replaceable(out: Path) -> bool:
-    """Only replace an empty dir or a previous small-teacher build, never user data."""
-    return not out.exists() or (out.is_dir() and (not any(out.iterdir()) or (out / MARKER).exists()))
-
-
-def _swap_into_place(tmp: Path, out: Path, gguf_sha: str) -> None:
-    """Rename tmp to out; a concurrent builder from the same GGUF may win the race."""
-    if out.exists():
-        if is_build(out, gguf_sha):  # another process finished first: identical bytes
-            shutil.rmtree(tmp, ignore_errors=True)
-            return
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        os.rename(out, old)
-        try:
-            os.rename(tmp, out)
-        finally:
-            shutil.rmtree(old, ignore_errors=True)
-        return
-    try:
-        os.rename(tmp, out)
-    except OSError:
-        if not is_build(out, gguf_sha):
-            raise
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
 def build(out: Path, gguf: Path | None = None) -> Path:
     """Build into a temp dir beside `out`, then swap it into place (no-op if already built from this GGUF)."""
-    out = Path(out).resolve()
     gguf = Path(gguf).resolve() if gguf else find_gguf()
     if not gguf.is_file():
         raise SmallTeacherError(f"{gguf}: no such GGUF file")
     gguf_sha = file_sha256(gguf)
-    if is_build(out, gguf_sha):
-        return out
-    if not _replaceable(out):
-        raise SmallTeacherError(f"{out} exists and is not a small-teacher build; refusing to overwrite")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
+
+    def write(tmp: Path) -> None:
         facts = write_model(tmp, gguf)
-        # mkdtemp makes 0700 and safetensors writes 0600; others must read the model.
-        os.chmod(tmp, 0o755)
-        for f in tmp.iterdir():
-            os.chmod(f, 0o644)
         # Marker last: its presence means the directory is complete.
-        _write_json(tmp / MARKER, {
+        write_json(tmp / MARKER, {
             "format_version": FORMAT_VERSION,
             "model": MODEL_ID,
             "served_name": SERVED_NAME,
@@ -326,11 +283,9 @@ def build(out: Path, gguf: Path | None = None) -> Path:
             "dtype": "bfloat16",
             **facts,
         })
-        _swap_into_place(tmp, out, gguf_sha)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out
+
+    return build_folder(out, MARKER, lambda folder: is_build(folder, gguf_sha), write, "small-teacher",
+                        SmallTeacherError)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -342,14 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("out_dir", type=Path)
     parser.add_argument("--gguf", type=Path, default=None, help=f"GGUF file (default: {GGUF_NAME} from {SOURCE_PACKAGE})")
     args = parser.parse_args(argv)
-    try:
-        path = build(args.out_dir, args.gguf)
-    except Exception as exc:  # noqa: BLE001 - one-line error contract for the caller
-        msg = " ".join(str(exc).split()) or type(exc).__name__
-        print(f"small_teacher: {type(exc).__name__}: {msg}", file=sys.stderr)
-        return 2
-    print(path)
-    return 0
+    return report("small_teacher", lambda: build(args.out_dir, args.gguf))
 
 
 # -- app side -----------------------------------------------------------------------

@@ -6,7 +6,7 @@ Run with the TEACHER interpreter (the one that has torch/transformers):
 
 Only stdlib + torch/tokenizers/safetensors are used, and the latter are imported
 inside functions, so the app env (no torch) may import this module for
-`is_build`.  The same seed yields byte-identical files: every input is derived
+`is_build`; teacher_folder.py (stdlib) swaps the build into place.  The same seed yields byte-identical files: every input is derived
 from the seed, JSON is written with sorted keys, and nothing records a time.
 On success the only output is OUT_DIR on stdout; on failure one line on stderr
 and exit status 2.
@@ -16,13 +16,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
+
+try:
+    from prefmix.generators.teacher_folder import build_folder, read_json, report, write_json
+except ImportError:  # run as a script by the teacher interpreter, which has no prefmix installed
+    from teacher_folder import build_folder, read_json, report, write_json  # type: ignore[no-redef]
 
 MARKER = "prefmix-tiny.json"
 # Bump when the produced files change shape, so cached builds are rebuilt.
@@ -194,10 +196,6 @@ def random_weights(seed: int) -> dict[str, Any]:
     return {k: v.contiguous() for k, v in sorted(w.items())}
 
 
-def _write_json(path: Path, obj: Any) -> None:
-    path.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-
-
 def tokenizer_config() -> dict[str, Any]:
     """tokenizer_config.json for PreTrainedTokenizerFast, with the chat template."""
     added = {
@@ -226,72 +224,27 @@ def write_model(dest: Path, seed: int) -> None:
 
     tok = train_tokenizer(seed)
     tok.save(str(dest / "tokenizer.json"), pretty=True)
-    _write_json(dest / "tokenizer_config.json", tokenizer_config())
-    _write_json(dest / "special_tokens_map.json", {"bos_token": BOS, "eos_token": EOS, "pad_token": PAD})
-    _write_json(dest / "config.json", model_config())
-    _write_json(dest / "generation_config.json", {"bos_token_id": 1, "eos_token_id": 2, "pad_token_id": 0})
+    write_json(dest / "tokenizer_config.json", tokenizer_config())
+    write_json(dest / "special_tokens_map.json", {"bos_token": BOS, "eos_token": EOS, "pad_token": PAD})
+    write_json(dest / "config.json", model_config())
+    write_json(dest / "generation_config.json", {"bos_token_id": 1, "eos_token_id": 2, "pad_token_id": 0})
     # Fixed metadata only: safetensors stores no time, and tensors are sorted.
     save_file(random_weights(seed), str(dest / "model.safetensors"), metadata={"format": "pt"})
     # Marker last: its presence means the directory is complete.
-    _write_json(dest / MARKER, {"seed": seed, "format_version": FORMAT_VERSION,
+    write_json(dest / MARKER, {"seed": seed, "format_version": FORMAT_VERSION,
                                 "vocab_size": VOCAB_SIZE, "hidden_size": HIDDEN})
 
 
 def is_build(out: Path, seed: int) -> bool:
     """True if `out` is a complete build of this format for this seed."""
-    try:
-        meta = json.loads((out / MARKER).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return bool(meta.get("seed") == seed and meta.get("format_version") == FORMAT_VERSION)
-
-
-def _replaceable(out: Path) -> bool:
-    """Only replace an empty dir or a previous tiny-teacher build, never user data."""
-    return not out.exists() or (out.is_dir() and (not any(out.iterdir()) or (out / MARKER).exists()))
-
-
-def _swap_into_place(tmp: Path, out: Path, seed: int) -> None:
-    """Rename tmp to out; a concurrent builder of the same seed may win the race."""
-    if out.exists():
-        if is_build(out, seed):  # another process finished first: identical bytes
-            shutil.rmtree(tmp, ignore_errors=True)
-            return
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        os.rename(out, old)
-        try:
-            os.rename(tmp, out)
-        finally:
-            shutil.rmtree(old, ignore_errors=True)
-        return
-    try:
-        os.rename(tmp, out)
-    except OSError:
-        if not is_build(out, seed):
-            raise
-        shutil.rmtree(tmp, ignore_errors=True)
+    meta = read_json(out / MARKER)
+    return bool(isinstance(meta, dict) and meta.get("seed") == seed and meta.get("format_version") == FORMAT_VERSION)
 
 
 def build(out: Path, seed: int) -> Path:
     """Build into a temp dir beside `out`, then swap it into place."""
-    out = out.resolve()
-    if is_build(out, seed):
-        return out
-    if not _replaceable(out):
-        raise RuntimeError(f"{out} exists and is not a tiny-teacher build; refusing to overwrite")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
-        write_model(tmp, seed)
-        # mkdtemp makes 0700 and safetensors writes 0600; others must read the model.
-        os.chmod(tmp, 0o755)
-        for f in tmp.iterdir():
-            os.chmod(f, 0o644)
-        _swap_into_place(tmp, out, seed)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out
+    return build_folder(out, MARKER, lambda folder: is_build(folder, seed), lambda tmp: write_model(tmp, seed),
+                        "tiny-teacher")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -299,14 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("out_dir", type=Path)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    try:
-        path = build(args.out_dir, args.seed)
-    except Exception as exc:  # one-line error contract for the caller
-        msg = " ".join(str(exc).split()) or type(exc).__name__
-        print(f"tiny_teacher: {type(exc).__name__}: {msg}", file=sys.stderr)
-        return 2
-    print(path)
-    return 0
+    return report("tiny_teacher", lambda: build(args.out_dir, args.seed))
 
 
 if __name__ == "__main__":
