@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import random
 from collections import deque
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from typing import Any
 import aiohttp
 
 from prefmix.config import ErrorBudget, Retry, Teacher
+from prefmix.credentials import read_key
 from prefmix.errors import ConfigError, RunAborted
 
 RETRY_AFTER_CAP_S = 60.0
@@ -83,22 +83,7 @@ class ErrorWindow:
 
 def resolve_api_key(teacher: Teacher) -> str | None:
     """From the environment variable or Prefect Secret block the teacher names (never from the config itself)."""
-    if teacher.api_key_env:
-        value = os.environ.get(teacher.api_key_env)
-        if not value:
-            raise ConfigError(f"teachers.{teacher.name}.api_key_env: environment variable {teacher.api_key_env} is not set")
-        return value
-    if teacher.api_key_secret:
-        from prefect.blocks.system import Secret
-
-        try:
-            value = Secret.load(teacher.api_key_secret).get()
-        except ValueError:
-            raise ConfigError(
-                f"teachers.{teacher.name}.api_key_secret: Prefect Secret block {teacher.api_key_secret!r} not found"
-            ) from None
-        return str(value)
-    return None
+    return read_key(teacher.api_key_env, teacher.api_key_secret, f"teachers.{teacher.name}")
 
 
 @dataclass

@@ -12,6 +12,7 @@ import os
 from collections.abc import Iterator
 
 from prefmix.config import LabelStudioTarget
+from prefmix.credentials import read_key
 from prefmix.errors import ConfigError, InfraError, UserError
 
 DEFAULT_ENV = "LABEL_STUDIO_API_KEY"
@@ -19,19 +20,9 @@ DEFAULT_ENV = "LABEL_STUDIO_API_KEY"
 
 def token(target: LabelStudioTarget) -> str:
     """The Label Studio API token: routing.label_studio.api_key_env, else api_key_secret, else $LABEL_STUDIO_API_KEY."""
-    if target.api_key_env:
-        value = os.environ.get(target.api_key_env)
-        if not value:
-            raise ConfigError(f"routing.label_studio.api_key_env: environment variable {target.api_key_env} is not set")
+    value = read_key(target.api_key_env, target.api_key_secret, "routing.label_studio")
+    if value is not None:
         return value
-    if target.api_key_secret:
-        from prefect.blocks.system import Secret
-
-        try:
-            value = Secret.load(target.api_key_secret).get()
-        except ValueError:
-            raise ConfigError(f"routing.label_studio.api_key_secret: Prefect Secret block {target.api_key_secret!r} not found") from None
-        return str(value)
     value = os.environ.get(DEFAULT_ENV)
     if not value:
         raise ConfigError(f"routing.label_studio: no API token; set api_key_env or api_key_secret, or export {DEFAULT_ENV}")
