@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from prefmix.argtypes import count
 from prefmix.context import DEMO_CONFIG
 from prefmix.errors import UserError
 
@@ -15,17 +16,6 @@ from prefmix.errors import UserError
 DEPLOYMENTS = {"generate": "generate/generate", "blend": "blend/blend", "nightly": "nightly/nightly", "route": "route/route",
                "trajectories": "trajectories/trajectories"}
 PARAM_ALIASES = {"config": "config_path"}
-
-
-def _count(text: str) -> int:
-    """A count given on the command line: a whole number >= 0 (argparse turns the error into one line)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {value}")
-    return value
 
 
 def _config_arguments(parser: argparse.ArgumentParser) -> None:
@@ -40,8 +30,8 @@ def demo_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--store", help="store folder (default: PREFMIX_STORE, else the demo config's demo-store/)")
     # Sized for the small real teacher on 2 cores: 40 prompts take about 4 minutes of generation, and 20 items per
     # shard give as many human rows as the ratio (0.7 human) can match with the pairs those prompts make.
-    parser.add_argument("--prompts", type=_count, default=40, help="sample prompts to write (default 40)")
-    parser.add_argument("--items", type=_count, default=20, help="human items per sample shard (default 20)")
+    parser.add_argument("--prompts", type=count, default=40, help="sample prompts to write (default 40)")
+    parser.add_argument("--items", type=count, default=20, help="human items per sample shard (default 20)")
     parser.add_argument("--json", action="store_true", help="print the run summary as JSON")
 
 
@@ -80,7 +70,7 @@ def prepare_demo(template: Path, store_arg: str | None, prompts: int, items: int
 # run nightly -----------------------------------------------------------------------
 def nightly_arguments(parser: argparse.ArgumentParser) -> None:
     _config_arguments(parser)
-    parser.add_argument("--limit", type=_count, help="generate for at most N prompts")
+    parser.add_argument("--limit", type=count, help="generate for at most N prompts")
     parser.add_argument("--date", dest="run_date", help="run date YYYY-MM-DD (default: today, UTC)")
     parser.add_argument("--regenerate", action="store_true",
                         help="generate every prompt of the dataset again, even those with pairs under the current fingerprint")
@@ -112,7 +102,7 @@ def _nightly(config_path: str, overrides: list[str], run_date: str | None, limit
 # run generate ----------------------------------------------------------------------
 def generate_arguments(parser: argparse.ArgumentParser) -> None:
     _config_arguments(parser)
-    parser.add_argument("--limit", type=_count, help="generate for at most N prompts")
+    parser.add_argument("--limit", type=count, help="generate for at most N prompts")
     parser.add_argument("--run-id", help="run id (default: derived from the generation config; the same config resumes)")
     parser.add_argument("--teacher", help="generate with this teacher only")
     parser.add_argument("--task-runner", choices=["thread", "ray"], default="thread",

@@ -8,6 +8,7 @@ import json
 import sys
 from typing import Any
 
+from prefmix.argtypes import amount, count, share
 from prefmix.errors import UserError
 
 HELP = "send the synthetic pairs where the judge is doubtful to people (queue), or take their answers back (pull)"
@@ -32,36 +33,6 @@ QUEUE_ONLY = ("budget", "budget_share", "budget_money", "to", "out")
 PULL_ONLY = ("queue_id", "export", "partial")
 
 
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {value}")
-    return value
-
-
-def _share(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a share between 0 and 1, got {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a share between 0 and 1, got {value:g}")
-    return value
-
-
-def _money(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an amount >= 0, got {text!r}") from None
-    if not value >= 0.0:
-        raise argparse.ArgumentTypeError(f"expected an amount >= 0, got {text!r}")
-    return value
-
-
 def arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("action", nargs="?", choices=["queue", "pull"], default="queue",
@@ -70,9 +41,9 @@ def arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config key (repeatable), value parsed as YAML")
     budget = parser.add_mutually_exclusive_group()
-    budget.add_argument("--budget", type=_count, metavar="N", help="queue: N tasks (gold included)")
-    budget.add_argument("--budget-share", type=_share, metavar="S", help="queue: a share S of the candidate pairs")
-    budget.add_argument("--budget-money", type=_money, metavar="M", help="queue: labels costing at most M (routing.prices)")
+    budget.add_argument("--budget", type=count, metavar="N", help="queue: N tasks (gold included)")
+    budget.add_argument("--budget-share", type=share, metavar="S", help="queue: a share S of the candidate pairs")
+    budget.add_argument("--budget-money", type=amount, metavar="M", help="queue: labels costing at most M (routing.prices)")
     parser.add_argument("--to", nargs="+", metavar=("TOOL", "URL"), help="queue: push to `label-studio [URL]` (default URL: routing.label_studio.url)")
     parser.add_argument("--out", metavar="DIR", help="queue: write label-studio-tasks.json and argilla/ into DIR")
     parser.add_argument("--queue", dest="queue_id", metavar="ID", help="pull: only this queue (default: every open one)")
