@@ -332,6 +332,21 @@ async def candidates(ctx: Context, row: dict[str, Any], tally: Tally) -> Candida
     return reject(ctx, row, "tie", f"all {len(ok)} answers have the same text", tally)
 
 
+async def judgeable(ctx: Context, row: dict[str, Any], tally: Tally,
+                    narrow: Callable[[Candidates], Candidates] | None = None) -> Candidates | Outcome:
+    """What a judge gets to read: the teachers' candidates (narrowed by `narrow`), or the rejection that comes
+    before any judge call (prompt over length, fewer than two distinct answers, every answer cut at max_tokens)."""
+    if (too_long := over_length(ctx, row)) is not None:
+        return too_long
+    got = await candidates(ctx, row, tally)
+    if isinstance(got, Outcome):
+        return got
+    if narrow is not None:
+        got = narrow(got)
+    cut = none_choosable(ctx, row, got, tally)
+    return got if cut is None else cut
+
+
 def reading(result: ChatResult | RequestFailed, tally: Tally) -> Reading:
     """A pointwise judge reply as (score, expected score); a parse error is counted on the tally."""
     if isinstance(result, RequestFailed):

@@ -13,8 +13,8 @@ from typing import Any
 from prefmix.generators.client import RequestFailed
 from prefmix.generators.pairing import NoPair, Winner, parse_winner, pick_pairwise
 from prefmix.generators.strategies.base import (
-    WINNER_SCHEMA, Context, Outcome, Tally, candidates, failure_reason, none_choosable, over_length, prompt_salt, reject,
-    rng_for, settle, truncation, verdicts, vote,
+    WINNER_SCHEMA, Context, Outcome, Tally, failure_reason, judgeable, prompt_salt, reject, rng_for, settle, truncation,
+    verdicts, vote,
 )
 
 
@@ -45,15 +45,11 @@ def order_votes(judge: str, first: Winner | None, swapped: Winner | None, chosen
 
 
 async def run(ctx: Context, row: dict[str, Any]) -> Outcome:
-    if (too_long := over_length(ctx, row)) is not None:
-        return too_long
     tally = Tally()
-    got = await candidates(ctx, row, tally)
+    # which two candidates, and which is shown first
+    got = await judgeable(ctx, row, tally, lambda c: c.take(rng_for(ctx, row, "pairwise").sample(range(len(c.texts)), 2)))
     if isinstance(got, Outcome):
         return got
-    got = got.take(rng_for(ctx, row, "pairwise").sample(range(len(got.texts)), 2))  # which two, and which is shown first
-    if (cut := none_choosable(ctx, row, got, tally)) is not None:
-        return cut
     primary, *others = ctx.judges
     salt = prompt_salt(row)
     first, swapped, failed = await compare(ctx, primary, row["prompt"], got.texts[0], got.texts[1], salt, tally)

@@ -15,8 +15,8 @@ from typing import Any
 from prefmix.generators.client import RequestFailed
 from prefmix.generators.pairing import NoPair, pick_pointwise, vote_winner
 from prefmix.generators.strategies.base import (
-    SCORE_SCHEMA, Context, Outcome, Reading, Tally, candidates, failure_reason, none_choosable, over_length, prompt_salt,
-    reading, reject, rng_for, settle, vote,
+    SCORE_SCHEMA, Context, Outcome, Reading, Tally, failure_reason, judgeable, prompt_salt, reading, reject, rng_for,
+    settle, vote,
 )
 
 
@@ -38,14 +38,10 @@ def pair_vote(ctx: Context, judge: str, chosen: Reading, rejected: Reading) -> d
 
 
 async def run(ctx: Context, row: dict[str, Any]) -> Outcome:
-    if (too_long := over_length(ctx, row)) is not None:
-        return too_long
     tally = Tally()
-    got = await candidates(ctx, row, tally)
+    got = await judgeable(ctx, row, tally)
     if isinstance(got, Outcome):
         return got
-    if (cut := none_choosable(ctx, row, got, tally)) is not None:
-        return cut
     primary, *others = ctx.judges
     salt = prompt_salt(row)
     readings, failed = await score(ctx, primary, row["prompt"], got.texts, [f"{salt}:score:{i}" for i in range(len(got.texts))], tally)
