@@ -623,12 +623,11 @@ class Rollouts(Contract):
     reused: bool = False  # an earlier try of the same night had written the file: read again, no requests
 
 
-class AgentDerivation(Contract):
-    """One derivation over a night's runs (trajectories.derive.DerivationSummary): every run in is in a row or is
-    counted under a reason, trajectories_in == trajectories_in_rows + trajectories_rejected."""
+class DerivationCounts(Contract):
+    """What one derivation made of the agent runs it took in, in numbers that reconcile: every run in is in a row
+    or is counted under a reason, trajectories_in == trajectories_in_rows + trajectories_rejected."""
 
-    mode: Literal["trajectory", "step"]
-    kind: Literal["trajectory_pair", "step_pair"]
+    mode: str
     trajectories_in: int
     rows_out: int
     trajectories_in_rows: int
@@ -636,11 +635,18 @@ class AgentDerivation(Contract):
     rejected_by_reason: dict[str, int] = Field(default_factory=dict)
     candidate_pairs: int = 0
     candidates_dropped_by_reason: dict[str, int] = Field(default_factory=dict)
-    counts: dict[str, int] = Field(default_factory=dict)
+    counts: dict[str, int] = Field(default_factory=dict, description="trimming and labelling counts")
 
     @property
     def reconciled(self) -> bool:
         return self.trajectories_in == self.trajectories_in_rows + self.trajectories_rejected
+
+
+class AgentDerivation(DerivationCounts):
+    """One derivation over a night's runs (the numbers of trajectories.derive.DerivationSummary)."""
+
+    mode: Literal["trajectory", "step"]
+    kind: Literal["trajectory_pair", "step_pair"]
 
 
 class AgentNight(Contract):

@@ -16,7 +16,7 @@ from typing import Any, Literal
 import polars as pl
 from pydantic import Field
 
-from prefmix.contract import Contract
+from prefmix.contract import DerivationCounts
 from prefmix.trajectories import kto, labels, pairs
 from prefmix.trajectories.config import Mode, Rules
 from prefmix.trajectories.reviews import StepReviews, StepReviewStats
@@ -31,25 +31,13 @@ STAGES = (
 REJECTION_SCHEMA = {"trajectory_id": pl.String, "task_id": pl.String, "origin_uri": pl.String, "origin_row": pl.Int64, "reason": pl.String}
 
 
-class DerivationSummary(Contract):
+class DerivationSummary(DerivationCounts):
     """What a derivation did, in numbers that reconcile (see the module doc)."""
 
     mode: Mode
     layout: Layout
-    trajectories_in: int
-    rows_out: int
-    trajectories_in_rows: int
-    trajectories_rejected: int
-    rejected_by_reason: dict[str, int] = Field(default_factory=dict)
-    candidate_pairs: int = 0
-    candidates_dropped_by_reason: dict[str, int] = Field(default_factory=dict)
-    counts: dict[str, int] = Field(default_factory=dict, description="trimming and labelling counts")
     reviews: StepReviewStats | None = Field(None, description="step-review agreement and calibration (labels from people)")
     rules: dict[str, Any] = Field(default_factory=dict)
-
-    @property
-    def reconciled(self) -> bool:
-        return self.trajectories_in == self.trajectories_in_rows + self.trajectories_rejected
 
     def as_json(self) -> dict[str, Any]:
         return {**self.model_dump(mode="json"), "reconciled": self.reconciled}
