@@ -39,9 +39,12 @@ def bits64(text: str) -> int:
     return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "big")
 
 
-def mix64(values: np.ndarray) -> np.ndarray:
-    """splitmix64's finalizer: a fixed, documented bijection on uint64 (wrapping arithmetic)."""
-    z = values.astype(np.uint64, copy=True)
+def mix64(values: np.ndarray, in_place: bool = False) -> np.ndarray:
+    """splitmix64's finalizer: a fixed, documented bijection on uint64 (wrapping arithmetic).
+
+    in_place: overwrite `values` (a uint64 array the caller no longer needs) instead of a copy, for large arrays.
+    """
+    z = values if in_place else values.astype(np.uint64, copy=True)
     with np.errstate(over="ignore"):
         z ^= z >> np.uint64(30)
         z *= np.uint64(0xBF58476D1CE4E5B9)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from prefmix.validators.ngrams import mix
+from prefmix.hashing import mix64
 
 SLOTS = 64
 BANDS = 12  # bands of ROWS slots (60 of the 64; all 64 estimate the similarity): candidates with
@@ -59,8 +59,8 @@ def band_keys(sig: np.ndarray, band: int) -> np.ndarray:
     for r in range(ROWS):
         keys ^= part[:, r] << np.uint64(16 * (r % 4))
         if r % 4 == 3:
-            keys = mix(keys)
-    return mix(keys)
+            keys = mix64(keys, in_place=True)
+    return mix64(keys, in_place=True)
 
 
 def candidate_pairs(sig: np.ndarray) -> np.ndarray:

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from prefmix.hashing import mix64
+
 P = np.uint64(0x9E3779B97F4A7C15)  # odd, so it has an inverse mod 2^64
 P_INV = np.uint64(pow(int(P), -1, 1 << 64))
 WORD_SEED = 0x5EED
@@ -51,16 +53,6 @@ def words(texts: pl.Series) -> Words:
     offsets = np.zeros(len(counts) + 1, dtype=np.int64)
     np.cumsum(counts, out=offsets[1:])
     return Words(np.ascontiguousarray(hashes, dtype=np.uint64), offsets)
-
-
-def mix(x: np.ndarray) -> np.ndarray:
-    """splitmix64's finalizer, in place on a uint64 array (wrapping arithmetic)."""
-    x ^= x >> np.uint64(30)
-    x *= np.uint64(0xBF58476D1CE4E5B9)
-    x ^= x >> np.uint64(27)
-    x *= np.uint64(0x94D049BB133111EB)
-    x ^= x >> np.uint64(31)
-    return x
 
 
 @functools.lru_cache(maxsize=4)
@@ -131,4 +123,4 @@ def text_keys(w: Words, prefix: Prefix | None = None) -> np.ndarray:
     """One hash per text of its whole word sequence: texts equal up to case and spacing share a key."""
     prefix = prefix or Prefix.of(w)
     with np.errstate(over="ignore"):
-        return mix(prefix.runs(w.offsets[:-1], w.offsets[1:]) + w.counts.astype(np.uint64))
+        return mix64(prefix.runs(w.offsets[:-1], w.offsets[1:]) + w.counts.astype(np.uint64), in_place=True)
