@@ -13,12 +13,21 @@ from prefmix.records import to_arrow
 from prefmix.store import atomic_write_json, write_parquet
 from tests.support.records import DOMAINS, canonical
 
-__all__ = ["DOMAINS", "clean_frame", "write_batch"]
+__all__ = ["DOMAINS", "clean_frame", "gate_config", "write_batch"]
 
 WORDS = np.array(
     "the a plan budget risk patient lease contract dose rate fund tenant symptom review careful answer "
     "because therefore however simple clear steps first second then finally check ask consider".split()
 )
+
+
+def gate_config(**gate: object) -> Config:
+    """Default config with these gate settings, Data Docs off unless asked (they are tested separately)."""
+    cfg = Config()
+    cfg.gate.data_docs = False
+    for key, value in gate.items():
+        setattr(cfg.gate, key, value)
+    return cfg
 
 
 def clean_frame(per_domain: int = 40, seed: int = 0, human_shares: dict[str, float] | None = None) -> pl.DataFrame:

@@ -15,18 +15,10 @@ from prefmix.errors import ConfigError, InputError
 from prefmix.records import to_arrow
 from tests.validators.agent_batches import AGENT_ROWS, agent_frame, edit_messages, write_tokenizer
 from tests.validators.batches import DOMAINS, clean_frame, write_batch
+from tests.validators.batches import gate_config as config
 from prefmix.validators.gate import GateFacts, GateResult, run_gate
 from prefmix.validators.metrics import PII_PATTERN, PII_PREFILTER
 from prefmix.validators.policy import CHECKS, DEFAULT_SEVERITY
-
-
-def config(**gate: object) -> Config:
-    """Default config, Data Docs off unless asked (they are tested separately)."""
-    cfg = Config()
-    cfg.gate.data_docs = False
-    for key, value in gate.items():
-        setattr(cfg.gate, key, value)
-    return cfg
 
 
 def set_cell(frame: pl.DataFrame, row: int, column: str, value: object) -> pl.DataFrame:

@@ -21,14 +21,7 @@ from prefmix.validators.content import seq_rep
 from prefmix.validators.gate import run_gate
 from prefmix.validators.preflight import check as preflight
 from tests.validators.batches import clean_frame, write_batch
-
-
-def config(**gate: object) -> Config:
-    cfg = Config()
-    cfg.gate.data_docs = False
-    for key, value in gate.items():
-        setattr(cfg.gate, key, value)
-    return cfg
+from tests.validators.batches import gate_config as config
 
 
 def failed(result) -> list[str]:  # type: ignore[no-untyped-def]

@@ -14,7 +14,7 @@ from prefmix.config import Config
 from prefmix.errors import ConfigError
 from prefmix.validators.gate import GateResult, run_gate
 from prefmix.validators.preflight import check as preflight
-from tests.validators.batches import clean_frame, write_batch
+from tests.validators.batches import clean_frame, gate_config, write_batch
 
 TEAM_SUITE = Path(__file__).parents[1] / "data" / "gate" / "team_suite.json"
 AI_VOICE = "As an AI language model, I think the plan is fine."
@@ -22,14 +22,9 @@ REGEX_CHECK = "team_rlhf_rules:expect_column_values_to_not_match_regex[chosen]"
 
 
 def config(tmp: Path, **gate: object) -> Config:
-    cfg = Config()
-    cfg.gate.data_docs = False
     suite = tmp / "team_suite.json"
     shutil.copy(TEAM_SUITE, suite)  # the file is used as the team exported it: not rewritten
-    cfg.gate.suites = [str(suite)]
-    for key, value in gate.items():
-        setattr(cfg.gate, key, value)
-    return cfg
+    return gate_config(**{"suites": [str(suite)], **gate})
 
 
 def ai_voiced(frame: pl.DataFrame, rows: tuple[int, ...] = (3, 44)) -> pl.DataFrame:
