@@ -64,6 +64,16 @@ def steps_long(frame: pl.DataFrame) -> pl.DataFrame:
     return long.select("origin_row", "pos", pl.col("idx").alias("step"), "idx", "source", "tool_calls", "observations")
 
 
+def _per_item(steps: pl.DataFrame, column: str) -> pl.DataFrame:
+    """One row per element of a step's list `column` (tool calls, observations), cpos its 0-based place there."""
+    return (
+        steps.select("origin_row", "pos", "step", column)
+        .with_columns(cpos=pl.int_ranges(pl.col(column).list.len()))
+        .explode(column, "cpos")
+        .unnest(column)
+    )
+
+
 def validate(frame: pl.DataFrame, path: str) -> None:
     """Raise InputError for the first rule a trajectory of `frame` (one file) breaks."""
     labels = frame.select("origin_row", label_expr())
@@ -82,24 +92,14 @@ def validate(frame: pl.DataFrame, path: str) -> None:
     _first(steps, (pl.col("source") != "agent") & (pl.col("tool_calls").list.len() > 0), path, names,
            lambda r: f"tool calls on a {r['source']} step, expected tool calls only on agent steps")
 
-    calls = (
-        steps.select("origin_row", "pos", "step", "tool_calls")
-        .with_columns(cpos=pl.int_ranges(pl.col("tool_calls").list.len()))
-        .explode("tool_calls", "cpos")
-        .unnest("tool_calls")
-    )
+    calls = _per_item(steps, "tool_calls")
     blank = lambda name: pl.col(name).is_null() | (pl.col(name).str.strip_chars() == "")  # noqa: E731
     _first(calls, blank("id"), path, names, lambda r: f"tool call {r['cpos'] + 1} has no id, expected every call to carry an id its result names")
     _first(calls, blank("name"), path, names, lambda r: f"tool call {_short(r['id'])} has no function name, expected the name of the tool called")
     _first(calls, pl.struct("origin_row", "id").is_duplicated(), path, names,
            lambda r: f"tool call id {_short(r['id'])} is used more than once, expected call ids unique within a trajectory")
 
-    observations = (
-        steps.select("origin_row", "pos", "step", "observations")
-        .with_columns(cpos=pl.int_ranges(pl.col("observations").list.len()))
-        .explode("observations", "cpos")
-        .unnest("observations")
-    )
+    observations = _per_item(steps, "observations")
     _first(observations, blank("tool_call_id"), path, names,
            lambda r: f"observation {r['cpos'] + 1} names no call, expected every observation to carry the tool_call_id it answers")
     made = calls.select("origin_row", pl.col("id").alias("tool_call_id"), pl.col("step").alias("call_step"))
