@@ -56,7 +56,7 @@ def derive(trajectories: pl.DataFrame, mode: Mode, rules: Rules | None = None, r
     rules = rules or Rules()
     if mode in ("trajectory", "step"):
         stage = pairs.trajectory_pairs(trajectories, rules) if mode == "trajectory" else pairs.step_pairs(trajectories, rules)
-        used = _pair_members(stage.rows)
+        used = pairs.pair_members(stage.rows)
         reasons = _pair_reasons(trajectories, used, stage)
         dropped = stage.candidates.filter(pl.col("drop").is_not_null()).group_by("drop").len().sort("drop")
         extra = {
@@ -73,14 +73,6 @@ def derive(trajectories: pl.DataFrame, mode: Mode, rules: Rules | None = None, r
         rows, rejected, counts = kto.kto_rows(trajectories, rules)
         return _finish(trajectories, mode, rules, rows, rows.select("trajectory_id"), rejected, {"counts": counts})
     raise ValueError(f"unknown mode {mode!r}")
-
-
-def _pair_members(rows: pl.DataFrame) -> pl.DataFrame:
-    lineage = pl.col("trajectory")
-    return pl.concat([
-        rows.select(lineage.struct.field("chosen_trajectory_id").alias("trajectory_id")),
-        rows.select(lineage.struct.field("rejected_trajectory_id").alias("trajectory_id")),
-    ]).unique()
 
 
 def _pair_reasons(trajectories: pl.DataFrame, used: pl.DataFrame, stage: pairs.Stage) -> pl.DataFrame:

@@ -126,7 +126,7 @@ def trajectory_pairs(trajectories: pl.DataFrame, rules: Rules) -> Stage:
     kept = kept.join(sides.select("trajectory_id", pl.col("completion").alias("rejected_messages")), left_on="rejected_id", right_on="trajectory_id", how="left")
     kept = kept.with_columns(divergence_step=pl.lit(None, dtype=pl.Int32))
     rows, cand = _rows(kept, cand, trajectories, runs, "trajectory_pair", rules)
-    used = per_run.join(_used(rows), on="trajectory_id", how="semi")
+    used = per_run.join(pair_members(rows), on="trajectory_id", how="semi")
     counts = {
         "trimmed_trailing_steps": int(used.get_column("trimmed").sum()),
         "dropped_final_results": int(used.get_column("dropped_results").fill_null(False).sum()),
@@ -172,7 +172,8 @@ def step_pairs(trajectories: pl.DataFrame, rules: Rules) -> Stage:
     return Stage(rows, cand, pl.concat([no_agent, unpaired]), {})
 
 
-def _used(rows: pl.DataFrame) -> pl.DataFrame:
+def pair_members(rows: pl.DataFrame) -> pl.DataFrame:
+    """The trajectory ids in pair rows, chosen or rejected side, each once."""
     lineage = pl.col("trajectory")
     return pl.concat([
         rows.select(lineage.struct.field("chosen_trajectory_id").alias("trajectory_id")),
