@@ -53,10 +53,6 @@ class Survey:
     def new(self) -> list[Delivery]:
         return [d for d in self.deliveries if d.is_new]
 
-    @property
-    def skipped(self) -> list[Delivery]:
-        return [d for d in self.deliveries if d.status == "duplicate"]
-
     def sha256(self) -> dict[str, str]:
         return {d.path: d.sha256 for d in self.deliveries}
 
