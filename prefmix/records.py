@@ -97,6 +97,15 @@ TRAJECTORY_LINEAGE = pa.struct(
     ]
 )
 
+# Where a row was read from: the delivered file, by name and content, and the row's 0-based index in it.
+ORIGIN_FIELDS = [
+    pa.field("origin_uri", pa.string(), nullable=False),
+    pa.field("origin_sha256", pa.string(), nullable=False),
+    pa.field("origin_row", pa.int64(), nullable=False),
+]
+# Where a published row went: null until a blend puts it in a batch's train or eval split.
+BATCH_FIELDS = [pa.field("batch_id", pa.string()), pa.field("split", pa.string())]
+
 SCHEMA = pa.schema(
     [
         pa.field("record_id", pa.string(), nullable=False),
@@ -107,14 +116,11 @@ SCHEMA = pa.schema(
         pa.field("source", pa.string(), nullable=False),
         pa.field("chosen_score", pa.float64()),
         pa.field("rejected_score", pa.float64()),
-        pa.field("origin_uri", pa.string(), nullable=False),
-        pa.field("origin_sha256", pa.string(), nullable=False),
-        pa.field("origin_row", pa.int64(), nullable=False),
+        *ORIGIN_FIELDS,
         pa.field("generation", GENERATION),
         pa.field("annotation", ANNOTATION),
         pa.field("context", pa.list_(MESSAGE)),
-        pa.field("batch_id", pa.string()),
-        pa.field("split", pa.string()),
+        *BATCH_FIELDS,
         # Conversational rows (multi-turn, agentic): `context` is the whole prompt as messages and the
         # completions as messages; `prompt`, `chosen`, `rejected` hold their plain-text rendering (ids, dedup, checks).
         pa.field("kind", pa.string()),  # one of KINDS; null reads as single_turn
@@ -162,10 +168,7 @@ def with_record_id(frame: pl.DataFrame) -> pl.DataFrame:
 def conform(frame: pl.DataFrame) -> pl.DataFrame:
     """Give a frame exactly the canonical columns, order and types (missing optional columns become null;
     structs written before a field was added gain it as null)."""
-    missing = [pl.lit(None, dtype=dtype).alias(name) for name, dtype in POLARS_SCHEMA.items() if name not in frame.columns]
-    frame = frame.with_columns(missing) if missing else frame
-    have = frame.schema
-    return frame.select([upcast(pl.col(name), have[name], dtype).alias(name) for name, dtype in POLARS_SCHEMA.items()])
+    return _conform_to(frame, POLARS_SCHEMA)
 
 
 def upcast(expr: pl.Expr, have: pl.DataType, want: pl.DataType) -> pl.Expr:
@@ -236,15 +239,20 @@ TRAJECTORY_SCHEMA = pa.schema(
         pa.field("tools", pa.string()),  # JSON list of the tool schemas offered to the agent
         pa.field("steps", pa.list_(STEP), nullable=False),
         pa.field("outcome", OUTCOME),
-        pa.field("origin_uri", pa.string(), nullable=False),
-        pa.field("origin_sha256", pa.string(), nullable=False),
-        pa.field("origin_row", pa.int64(), nullable=False),  # 0-based: the trajectory's index in its file
+        *ORIGIN_FIELDS,
     ]
 )
 TRAJECTORY_COLUMNS: tuple[str, ...] = tuple(TRAJECTORY_SCHEMA.names)
 TRAJECTORY_POLARS_SCHEMA: pl.Schema = pl.Schema(pl.from_arrow(TRAJECTORY_SCHEMA.empty_table()).schema)
 # What a run IS (its content id covers these): not where it was read from.
 _TRAJECTORY_CONTENT = ("task_id", "task_group", "env", "policy", "tools", "steps", "outcome")
+
+# The agent run a derived row comes from: its task, its task group (rows of one group share a split), its id.
+RUN_FIELDS = [
+    pa.field("task_id", pa.string(), nullable=False),
+    pa.field("task_group", pa.string(), nullable=False),
+    pa.field("trajectory_id", pa.string(), nullable=False),
+]
 
 # TRL's stepwise-supervision (PRM) layout: prompt, completions (one text per agent step), labels (one bool each).
 STEP_LABEL_SCHEMA = pa.schema(
@@ -261,15 +269,10 @@ STEP_LABEL_SCHEMA = pa.schema(
         pa.field("tools", pa.string()),
         pa.field("domain", pa.string(), nullable=False),
         pa.field("source", pa.string(), nullable=False),
-        pa.field("task_id", pa.string(), nullable=False),
-        pa.field("task_group", pa.string(), nullable=False),
-        pa.field("trajectory_id", pa.string(), nullable=False),
+        *RUN_FIELDS,
         pa.field("annotation", ANNOTATION),
-        pa.field("origin_uri", pa.string(), nullable=False),
-        pa.field("origin_sha256", pa.string(), nullable=False),
-        pa.field("origin_row", pa.int64(), nullable=False),
-        pa.field("batch_id", pa.string()),
-        pa.field("split", pa.string()),
+        *ORIGIN_FIELDS,
+        *BATCH_FIELDS,
     ]
 )
 
@@ -286,15 +289,10 @@ KTO_SCHEMA = pa.schema(
         pa.field("domain", pa.string(), nullable=False),
         pa.field("source", pa.string(), nullable=False),
         pa.field("score", pa.float64()),  # the outcome: reward, else resolved as 1/0
-        pa.field("task_id", pa.string(), nullable=False),
-        pa.field("task_group", pa.string(), nullable=False),
-        pa.field("trajectory_id", pa.string(), nullable=False),
+        *RUN_FIELDS,
         pa.field("env_key", pa.string(), nullable=False),
-        pa.field("origin_uri", pa.string(), nullable=False),
-        pa.field("origin_sha256", pa.string(), nullable=False),
-        pa.field("origin_row", pa.int64(), nullable=False),
-        pa.field("batch_id", pa.string()),
-        pa.field("split", pa.string()),
+        *ORIGIN_FIELDS,
+        *BATCH_FIELDS,
     ]
 )
 STEP_LABEL_POLARS_SCHEMA: pl.Schema = pl.Schema(pl.from_arrow(STEP_LABEL_SCHEMA.empty_table()).schema)
