@@ -225,7 +225,7 @@ class Blend(Model):
     eval_fraction: Fraction = Field(0.05, description="share of prompts (by a hash of the normalized prompt) that go to eval")
     shard_rows: int = Field(100_000, ge=1, description="rows per output Parquet shard (the last holds the rest)")
 
-    @field_validator("ratios", "teacher_shares")
+    @field_validator("ratios", "teacher_shares", "domain_shares")
     @classmethod
     def _sums_to_one(cls, value: dict[str, float]) -> dict[str, float]:
         return _check_shares(value)
@@ -242,11 +242,6 @@ class Blend(Model):
             _check_sources(shares)
             _check_shares(shares)
         return value
-
-    @field_validator("domain_shares")
-    @classmethod
-    def _domains_sum_to_one(cls, value: dict[str, float]) -> dict[str, float]:
-        return _check_shares(value)
 
     @field_validator("kind_shares")
     @classmethod
