@@ -16,9 +16,8 @@ from prefmix.routing.queue import Queue
 from prefmix.records import to_arrow
 from prefmix.store import write_parquet
 from tests.routing.exports import fake_export
-from tests.support.cli import last_json, prefmix
-from tests.support.prefect_server import PREFECT, PrefectServer, prefect_client, wait_for_flow_run
-from tests.support.processes import start, stop, tail
+from tests.support.deployments import deployed_with_worker, run_completed
+from tests.support.prefect_server import PrefectServer, prefect_client
 
 pytestmark = pytest.mark.server
 
@@ -40,18 +39,8 @@ def deployed(prefect_server: PrefectServer, tmp_path_factory: pytest.TempPathFac
         "routing": {"candidates": [{"path": str(root / "synthetic")}], "gold": [{"path": str(root / "gold.parquet")}],
                     "budget": {"tasks": 20}, "min_per_domain": 1, "gold_share": 0.1},
     }))
-    server = prefect_server
-    made = server.run(PREFECT, "work-pool", "create", POOL, "--type", "process", "--overwrite")
-    assert made.returncode == 0, made.stdout + made.stderr
-    deploy = server.run(PREFECT, "--no-prompt", "deploy", "--name", "route",
-                        env={"PREFMIX_CONFIG": str(config), "PREFMIX_TIMEZONE": TIMEZONE, "PREFMIX_POOL": POOL})
-    assert deploy.returncode == 0, deploy.stdout[-3000:] + deploy.stderr[-3000:]
-    log = server.logs / "route-worker.log"
-    worker = start([PREFECT, "worker", "start", "--pool", POOL, "--limit", "2"], server.env, log)
-    try:
-        yield {"server": server, "config": config, "store": store, "root": root, "truth": truth, "log": log}
-    finally:
-        stop(worker)
+    with deployed_with_worker(prefect_server, "route", POOL, config, TIMEZONE) as log:
+        yield {"server": prefect_server, "config": config, "store": store, "root": root, "truth": truth, "log": log}
 
 
 def test_route_deployment_has_its_parameters_and_two_paused_schedules(deployed: dict[str, Any]) -> None:
@@ -69,12 +58,7 @@ def test_route_deployment_has_its_parameters_and_two_paused_schedules(deployed: 
 
 
 def run(deployed: dict[str, Any], *params: str) -> Any:
-    server = deployed["server"]
-    done = prefmix("trigger", "route", *(p for kv in params for p in ("--param", kv)), "--json", env=server.env)
-    assert done.returncode == 0, done.stderr[-3000:]
-    flow_run = wait_for_flow_run(server, last_json(done.stdout)["id"])
-    assert flow_run.state.is_completed(), f"{flow_run.state_name}: {flow_run.state.message}\n{tail(deployed['log'])}"
-    return flow_run
+    return run_completed(deployed["server"], "route", deployed["log"], *params)
 
 
 def test_adhoc_queue_then_pull_through_the_worker(deployed: dict[str, Any]) -> None:

@@ -14,8 +14,8 @@ import pytest
 import yaml
 
 from tests.support.cli import last_json, prefmix
-from tests.support.prefect_server import PREFECT, PrefectServer, prefect_client, wait_for_flow_run
-from tests.support.processes import start, stop, tail
+from tests.support.deployments import deployed_with_worker, run_completed
+from tests.support.prefect_server import PrefectServer, prefect_client
 
 pytestmark = pytest.mark.server
 
@@ -35,27 +35,12 @@ def deployed(prefect_server: PrefectServer, tmp_path_factory: pytest.TempPathFac
         "name": "agents", "store": str(root / "store"), "domains": ["code"],
         "agent": {"shards": [{"path": str(zone), "vendor": "acme-agents"}], "rules": {"domain": "code", "seed": 3}},
     }))
-    server = prefect_server
-    made = server.run(PREFECT, "work-pool", "create", POOL, "--type", "process", "--overwrite")
-    assert made.returncode == 0, made.stdout + made.stderr
-    deploy = server.run(PREFECT, "--no-prompt", "deploy", "--name", "trajectories",
-                        env={"PREFMIX_CONFIG": str(config), "PREFMIX_TIMEZONE": "UTC", "PREFMIX_POOL": POOL})
-    assert deploy.returncode == 0, deploy.stdout[-3000:] + deploy.stderr[-3000:]
-    log = server.logs / "trajectories-worker.log"
-    worker = start([PREFECT, "worker", "start", "--pool", POOL, "--limit", "2"], server.env, log)
-    try:
-        yield {"server": server, "config": config, "zone": zone, "store": root / "store", "log": log}
-    finally:
-        stop(worker)
+    with deployed_with_worker(prefect_server, "trajectories", POOL, config, "UTC") as log:
+        yield {"server": prefect_server, "config": config, "zone": zone, "store": root / "store", "log": log}
 
 
 def run(deployed: dict[str, Any], *params: str) -> Any:
-    server = deployed["server"]
-    done = prefmix("trigger", "trajectories", *(p for kv in params for p in ("--param", kv)), "--json", env=server.env)
-    assert done.returncode == 0, done.stderr[-3000:]
-    flow_run = wait_for_flow_run(server, last_json(done.stdout)["id"])
-    assert flow_run.state.is_completed(), f"{flow_run.state_name}: {flow_run.state.message}\n{tail(deployed['log'])}"
-    return flow_run
+    return run_completed(deployed["server"], "trajectories", deployed["log"], *params)
 
 
 def cli_pairs(files: list[Path], mode: str, out: Path) -> dict[str, Any]:
