@@ -6,7 +6,9 @@ or {"thought", "action": "answer", "answer": "..."}. A tool action is run by the
 result fed back as a `tool` message naming the call's id; `answer` ends the run, and the task's check
 decides `resolved`. A run also ends after `max_steps` agent turns (max_steps), on a reply that is not a
 valid action (invalid_action: cut at max_tokens, or unparseable), or on a request that failed after
-its retries (request_failed). One failed request ends only its own run.
+its retries (request_failed). One failed request ends only its own run. The first turn may only call a
+tool (Environment.first_turn). The reward is 1 for a resolved run, else half the share of the facts the
+task needs that the run's tools returned (Task.reward): unresolved runs that found more rank higher.
 
 The record (prefmix.records.TRAJECTORY_SCHEMA): step 1 system prompt, step 2 the question, then one
 agent step per turn. An agent step's `reasoning` is the thought; a tool turn's content is empty and
@@ -26,7 +28,7 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
 import polars as pl
 from pydantic import Field
@@ -43,7 +45,7 @@ from prefmix.trajectories.tool_env import Task
 from prefmix.trajectories.validate import validate
 
 HARNESS = "prefmix-rollout"
-HARNESS_VERSION = "1"
+HARNESS_VERSION = "2"  # 2: the first turn calls a tool; rewards give partial credit for facts found
 THOUGHT_CHARS = 48  # short: a 135M model's thoughts add little, and every character is a token of budget
 EXIT_STATUSES = ("answered", "max_steps", "invalid_action", "request_failed")
 
@@ -80,6 +82,9 @@ STEP_SCHEMA: dict[str, Any] = {
     ]
 }
 TOOLS = {"lookup": ("table", "key", "column"), "calculator": ("expression",)}
+# The first turn may only call a tool: the harness requires evidence before an answer (a 135M model asked
+# freely answers from memory, almost always wrongly, and every attempt of a task then fails alike).
+TOOL_SCHEMA: dict[str, Any] = {"anyOf": STEP_SCHEMA["anyOf"][:2]}
 
 
 class Environment(Model):
@@ -92,6 +97,7 @@ class Environment(Model):
     max_tokens: int = Field(96, ge=16, description="per agent turn; a reply cut here is invalid_action")
     seed: int = 0
     concurrency: int = Field(16, ge=1, description="requests in flight at once (runs proceed concurrently)")
+    first_turn: Literal["tool", "any"] = Field("tool", description="tool: the first agent turn must call a tool")
 
 
 @dataclass(frozen=True)
@@ -156,11 +162,14 @@ async def _attempt(client: ChatClient, env: Environment, task: Task, seed: int) 
     """One run of `task`: agent turns until an answer, a bad reply, a failed request or max_steps."""
     messages: list[dict[str, Any]] = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": task.question}]
     steps = [_step(1, "system", SYSTEM_PROMPT), _step(2, "user", task.question)]
-    response_format = {"type": "json_schema", "json_schema": {"name": "agent_step", "schema": STEP_SCHEMA, "strict": True}}
+    def response_format(turn: int) -> dict[str, Any]:
+        schema = TOOL_SCHEMA if turn == 1 and env.first_turn == "tool" else STEP_SCHEMA
+        return {"type": "json_schema", "json_schema": {"name": "agent_step", "schema": schema, "strict": True}}
+
     requests = 0
     for turn in range(1, env.max_steps + 1):
         payload = {"messages": messages, "temperature": env.temperature, "max_tokens": env.max_tokens,
-                   "seed": _seed(seed, turn), "response_format": response_format}
+                   "seed": _seed(seed, turn), "response_format": response_format(turn)}
         requests += 1
         try:
             reply = await client.chat(payload)
@@ -189,6 +198,8 @@ async def _attempt(client: ChatClient, env: Environment, task: Task, seed: int) 
 
 def _record(env: Environment, model: str, task: Task, attempt: int, seed: int, run: _Run, run_key: str) -> dict[str, Any]:
     resolved = run.exit_status == "answered" and task.check(run.answer)
+    results = [o["content"] for step in run.steps for o in step["observations"]]
+    reward = task.reward(run.answer if run.exit_status == "answered" else None, results)
     sampling = {"temperature": env.temperature, "top_p": 1.0, "max_tokens": env.max_tokens, "seed": seed}
     return {
         "trajectory_id": f"{task.task_id}/{run_key}/a{attempt}",
@@ -199,7 +210,7 @@ def _record(env: Environment, model: str, task: Task, attempt: int, seed: int, r
         "policy": {"model": model, "revision": None, "sampling": json.dumps(sampling, ensure_ascii=False)},
         "tools": json.dumps(tool_env.TOOL_SCHEMAS, ensure_ascii=False),
         "steps": run.steps,
-        "outcome": {"resolved": resolved, "reward": 1.0 if resolved else 0.0,
+        "outcome": {"resolved": resolved, "reward": reward,
                     "verifier": {"kind": "test", "name": tool_env.NAME, "version": tool_env.VERSION},
                     "exit_status": run.exit_status},
     }

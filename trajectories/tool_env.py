@@ -23,12 +23,12 @@ import random
 import re
 import unicodedata
 from dataclasses import dataclass
-from typing import Any, Callable, Literal
+from typing import Any, Callable, Literal, Sequence
 
 from prefmix.hashing import short_hash
 
 NAME = "prefmix-demo-tools"
-VERSION = "1"  # bump when tables, tasks or the check change: runs of different versions never pair
+VERSION = "2"  # bump when tables, tasks, the check or the reward change: runs of different versions never pair
 
 TABLES: dict[str, dict[str, dict[str, str | int]]] = {
     "countries": {
@@ -230,6 +230,7 @@ class Task:
     answer: str
     answer_kind: AnswerKind
     rivals: tuple[str, ...] = ()  # text tasks: the other values of the answer's column; naming one fails
+    evidence: tuple[str, ...] = ()  # the tool results (as run_tool prints them) that hold the facts the answer needs
 
     def check(self, answer_text: str | None) -> bool:
         """Numbers: the last number in the answer equals the expected one (relative 1e-6). Text: the expected
@@ -242,8 +243,19 @@ class Task:
         said = f" {_words(answer_text)} "
         return f" {_words(self.answer)} " in said and not any(f" {_words(r)} " in said for r in self.rivals)
 
+    def reward(self, answer_text: str | None, tool_results: Sequence[str]) -> float:
+        """1 when resolved; else half the share of the needed facts that the run's tools returned, so a run that
+        found the facts and answered wrongly ranks above one that never looked (and below any resolved run)."""
+        if self.check(answer_text):
+            return 1.0
+        if not self.evidence:
+            return 0.0
+        found = sum(any(r.strip() == e for r in tool_results) for e in self.evidence)
+        return round(0.5 * found / len(self.evidence), 6)
 
-def _task(kind: str, question: str, answer: int | float | str, group: str, params: list[Any]) -> Task:
+
+def _task(kind: str, question: str, answer: int | float | str, group: str, params: list[Any],
+          evidence: Sequence[int | float | str] = ()) -> Task:
     number = not isinstance(answer, str)
     text = format_number(answer) if not isinstance(answer, str) else answer
     rivals: tuple[str, ...] = ()
@@ -253,6 +265,7 @@ def _task(kind: str, question: str, answer: int | float | str, group: str, param
     return Task(
         task_id=f"tools-{short_hash([VERSION, kind, params], 10)}", task_group=group, kind=kind, question=question,
         answer=text, answer_kind="number" if number else "text", rivals=rivals,
+        evidence=tuple(format_number(e) if not isinstance(e, str) else e for e in (evidence or [answer])),
     )
 
 
@@ -275,11 +288,12 @@ def _draw(kind: str, rng: random.Random) -> Task:
         c = rng.choice(sorted(countries))
         value = round(int(countries[c]["population"]) / 1_000_000)
         question = f"What is the population of {c} divided by 1000000, rounded to the nearest whole number?"
-        return _task(kind, question, value, f"countries:{c}", [c])
+        return _task(kind, question, value, f"countries:{c}", [c], [int(countries[c]["population"])])
     if kind == "atomic_sum":
         e1, e2 = rng.sample(sorted(elements), 2)
         value = int(elements[e1]["atomic_number"]) + int(elements[e2]["atomic_number"])
-        return _task(kind, f"What is the sum of the atomic numbers of {e1} and {e2}?", value, f"elements:{min(e1, e2)}", sorted([e1, e2]))
+        return _task(kind, f"What is the sum of the atomic numbers of {e1} and {e2}?", value, f"elements:{min(e1, e2)}",
+                     sorted([e1, e2]), [int(elements[e1]["atomic_number"]), int(elements[e2]["atomic_number"])])
     raise ValueError(f"unknown task kind {kind!r}")
 
 

@@ -68,8 +68,13 @@ def _check_result(result: RolloutResult, env: Environment, model: str) -> pl.Dat
         assert outcome["verifier"] == {"kind": "test", "name": tool_env.NAME, "version": tool_env.VERSION}
         answer = _final_answer(row)
         assert outcome["resolved"] == (answer is not None and tasks[row["task_id"]].check(answer))
-        assert outcome["reward"] == (1.0 if outcome["resolved"] else 0.0)
+        results = [o["content"] for s in row["steps"] for o in s["observations"]]
+        assert outcome["reward"] == tasks[row["task_id"]].reward(answer, results)
+        assert (outcome["reward"] == 1.0) == outcome["resolved"] and 0.0 <= outcome["reward"] <= 1.0
         agent_turns = sum(s["source"] == "agent" for s in row["steps"])
+        first = row["steps"][2]
+        if env.first_turn == "tool" and outcome["exit_status"] != "invalid_action" or agent_turns > 1:
+            assert first["tool_calls"], first  # the first turn calls a tool (a later one may answer)
         if outcome["exit_status"] == "max_steps":
             assert agent_turns == env.max_steps and row["steps"][-1]["tool_calls"]
         assert [s["source"] for s in row["steps"][:2]] == ["system", "user"] and row["steps"][1]["content"] == tasks[row["task_id"]].question

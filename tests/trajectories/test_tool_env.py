@@ -82,3 +82,20 @@ def test_tool_schemas_are_openai_functions() -> None:
     assert [s["function"]["name"] for s in schemas] == ["calculator", "lookup"]
     assert all(s["type"] == "function" and s["function"]["parameters"]["type"] == "object" for s in schemas)
     assert schemas[1]["function"]["parameters"]["properties"]["table"]["enum"] == ["countries", "elements"]
+
+
+def test_reward_is_one_when_resolved_else_half_the_share_of_facts_found() -> None:
+    capital = Task("t1", "countries:France", "capital", "What is the capital of France?", "Paris", "text",
+                   rivals=("Berlin",), evidence=("Paris",))
+    assert capital.reward("Paris", []) == 1.0  # resolved, whatever the tools returned
+    assert capital.reward("Berlin", ["Paris"]) == 0.5  # found the fact, answered wrongly
+    assert capital.reward(None, ["Paris"]) == 0.5  # found it, never answered
+    assert capital.reward("Berlin", ["Berlin", "error: no row 'Pariss' in countries"]) == 0.0
+    [atomic_sum] = [t for t in make_tasks(12, seed=3) if t.kind == "atomic_sum"][:1]
+    first, second = atomic_sum.evidence
+    assert atomic_sum.reward("0", [first]) == 0.25 and atomic_sum.reward("0", [first, second]) == 0.5
+    numbers = {t.kind: t for t in make_tasks(12, seed=3)}
+    population = numbers["population_millions"]
+    (count,) = population.evidence  # the lookup's result, as run_tool prints it
+    key = population.task_group.split(":", 1)[1]
+    assert run_tool("lookup", {"table": "countries", "key": key, "column": "population"}) == count
