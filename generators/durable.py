@@ -24,7 +24,7 @@ from prefmix import locks
 from prefmix.errors import InputError, UserError
 from prefmix.hashing import sha256_json
 from prefmix.records import to_arrow
-from prefmix.store import Store, atomic_write_json, write_parquet
+from prefmix.store import Store, Under, atomic_write_json, write_parquet
 
 from prefmix.generators.client import ChatResult
 
@@ -88,17 +88,9 @@ class RunDir:
         self.run_id = check_run_id(run_id)
         self.path = store.run_dir(run_id)
 
-    @property
-    def run_file(self) -> Path:
-        return self.path / "run.json"
-
-    @property
-    def cache_path(self) -> Path:
-        return self.path / "requests.sqlite"
-
-    @property
-    def summary_path(self) -> Path:
-        return self.path / "summary.json"
+    run_file = Under("run.json", base="path")
+    cache_path = Under("requests.sqlite", base="path")
+    summary_path = Under("summary.json", base="path")
 
     def records_file(self, index: int) -> Path:
         return self.path / "chunks" / f"chunk-{index:05d}.parquet"

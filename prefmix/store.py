@@ -106,6 +106,18 @@ def check_batch_id(batch_id: str) -> str:
     return batch_id
 
 
+class Under:
+    """A fixed path of a folder layout, read like a property: `parts` under the folder in attribute `base`."""
+
+    def __init__(self, *parts: str, base: str = "root") -> None:
+        self.parts, self.base = parts, base
+
+    def __get__(self, obj: object, owner: type | None = None) -> Path:
+        if obj is None:  # looked up on the class (help, introspection): the descriptor, as with a property
+            return self  # type: ignore[return-value]
+        return Path(getattr(obj, self.base)).joinpath(*self.parts)
+
+
 @dataclass(frozen=True)
 class Store:
     root: Path
@@ -123,9 +135,12 @@ class Store:
         return cls(root)
 
     # locations -------------------------------------------------------------
-    @property
-    def inputs(self) -> Path:
-        return self.root / "inputs"
+    inputs = Under("inputs")
+    latest_file = Under("LATEST")
+    pool_dir = Under("pool")
+    retractions_dir = Under("retractions")
+    ledger_path = Under("ledger.sqlite")
+    events_path = Under("lineage", "events.jsonl")
 
     def run_dir(self, run_id: str) -> Path:
         return self.root / "runs" / run_id
@@ -138,10 +153,6 @@ class Store:
 
     def quarantine(self, batch_id: str) -> Path:
         return self.root / "quarantine" / batch_id
-
-    @property
-    def latest_file(self) -> Path:
-        return self.root / "LATEST"
 
     # datasets ----------------------------------------------------------------
     def dataset_dir(self, name: str) -> Path:
@@ -186,22 +197,6 @@ class Store:
         os.replace(tmp, link)
         fsync_dir(link.parent)
         return link
-
-    @property
-    def pool_dir(self) -> Path:
-        return self.root / "pool"
-
-    @property
-    def retractions_dir(self) -> Path:
-        return self.root / "retractions"
-
-    @property
-    def ledger_path(self) -> Path:
-        return self.root / "ledger.sqlite"
-
-    @property
-    def events_path(self) -> Path:
-        return self.root / "lineage" / "events.jsonl"
 
     def find_batch(self, batch_id: str, staged: bool = True) -> Path | None:
         """Where batch `batch_id` is (published, quarantined or, with `staged`, staged), by its manifest."""

@@ -33,6 +33,7 @@ from prefmix import locks
 from prefmix.errors import InputError, StoreLocked
 from prefmix.store import (
     Store,
+    Under,
     atomic_write_json,
     atomic_write_text,
     sha256_file,
@@ -99,20 +100,12 @@ class RoutingStore:
     def root(self) -> Path:
         return self.store.root / "routing"
 
+    votes_path = Under("votes.parquet")
+    agreement_path = Under("agreement.json")
+    report_dir = Under("report")
+
     def queue_dir(self, queue_id: str) -> Path:
         return self.root / "queues" / queue_id
-
-    @property
-    def votes_path(self) -> Path:
-        return self.root / "votes.parquet"
-
-    @property
-    def agreement_path(self) -> Path:
-        return self.root / "agreement.json"
-
-    @property
-    def report_dir(self) -> Path:
-        return self.root / "report"
 
     def returned_dir(self, configured: str | None) -> Path:
         return Path(configured) if configured else self.root / "returned"
