@@ -146,11 +146,9 @@ class RunDir:
     def lock(self, part: str = "run") -> Iterator[None]:
         """One writer per run (or per chunk, for parallel chunk tasks); a second process fails at once."""
         what = f"run {self.run_id!r}" if part == "run" else f"{part} of run {self.run_id!r}"
-        try:
-            with locks.exclusive(self.path / f".lock-{part}", what):
-                yield
-        except locks.Busy:
-            raise UserError(f"{self.path}: {what} is being written by another process") from None
+        taken = lambda _holder: UserError(f"{self.path}: {what} is being written by another process")  # noqa: E731
+        with locks.exclusive(self.path / f".lock-{part}", what, taken):
+            yield
 
 
 def _changed_keys(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:

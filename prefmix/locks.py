@@ -6,7 +6,7 @@ import contextlib
 import fcntl
 import os
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 
 class Busy(Exception):
@@ -18,15 +18,16 @@ class Busy(Exception):
 
 
 @contextlib.contextmanager
-def exclusive(path: Path, what: str) -> Iterator[None]:
-    """Hold an flock on `path` (created if missing) and write `pid N (what)` into it; raise Busy at once if taken."""
+def exclusive(path: Path, what: str, busy: Callable[[str], Exception] = Busy) -> Iterator[None]:
+    """Hold an flock on `path` (created if missing) and write `pid N (what)` into it; if it is taken, raise
+    busy(holder) at once (Busy, or the caller's own one-line error)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a+") as handle:
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             handle.seek(0)
-            raise Busy(handle.read().strip() or "another process") from None
+            raise busy(handle.read().strip() or "another process") from None
         handle.seek(0)
         handle.truncate()
         handle.write(f"pid {os.getpid()} ({what})")

@@ -243,11 +243,9 @@ class Store:
     def lock(self, what: str = "a run") -> Iterator[None]:
         """Exclusive writer lock; a second writer fails at once with a clear message."""
         self.ensure()
-        try:
-            with locks.exclusive(self.root / ".lock", what):
-                yield
-        except locks.Busy as busy:
-            raise StoreLocked(f"{self.root}: store is locked by {busy.holder}; wait for it to finish") from None
+        taken = lambda holder: StoreLocked(f"{self.root}: store is locked by {holder}; wait for it to finish")  # noqa: E731
+        with locks.exclusive(self.root / ".lock", what, taken):
+            yield
 
     def remove_tmp_files(self) -> list[str]:
         """Remove half-written files of killed writers (atomic writes use hidden *.tmp names; a finished file

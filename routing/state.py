@@ -112,11 +112,9 @@ class RoutingStore:
 
     @contextlib.contextmanager
     def lock(self, what: str) -> Iterator[None]:
-        try:
-            with locks.exclusive(self.root / ".lock", what):
-                yield
-        except locks.Busy as busy:
-            raise StoreLocked(f"{self.root}: routing is busy ({busy.holder}); wait for it to finish") from None
+        taken = lambda holder: StoreLocked(f"{self.root}: routing is busy ({holder}); wait for it to finish")  # noqa: E731
+        with locks.exclusive(self.root / ".lock", what, taken):
+            yield
 
     # queues ----------------------------------------------------------------------------------------
     def queue_ids(self) -> list[str]:
