@@ -97,6 +97,32 @@ def prompt_file(path: str) -> dict[str, Any]:
     return {"prompts": [{"path": "{bad}/files/" + path}]}
 
 
+def constitution(path: str) -> dict[str, Any]:
+    return {"generation": {"strategy": "constitutional", "constitution": "{bad}/files/" + path}}
+
+
+def file_case(name: str, merge: dict[str, Any], file: str, expect: tuple[str, ...]) -> dict[str, Any]:
+    """A case whose bad input is `file`: the one stderr line names the file first, then `expect`."""
+    return {"name": name, "merge": merge, "expect": [file, *expect]}
+
+
+def prompt_case(name: str, *expect: str, file: str | None = None) -> dict[str, Any]:
+    """A bad prompt file, files/NAME.parquet unless `file` says otherwise."""
+    file = file or f"{name}.parquet"
+    return file_case(name, prompt_file(file), file, expect)
+
+
+def shard_case(name: str, *expect: str, file: str | None = None, layout: str = "pairs") -> dict[str, Any]:
+    """A bad vendor shard, files/NAME.parquet unless `file` says otherwise."""
+    file = file or f"{name}.parquet"
+    return file_case(name, shard(file, layout), file, expect)
+
+
+def constitution_case(name: str, *expect: str) -> dict[str, Any]:
+    """A bad constitution, files/NAME.yaml."""
+    return file_case(name, constitution(f"{name}.yaml"), f"{name}.yaml", expect)
+
+
 NIGHTLY = ["run", "nightly", "--config", "{config}", "--json"]  # --json: no progress lines on stderr
 
 
@@ -151,11 +177,6 @@ def build() -> list[dict[str, Any]]:
     for name, data in files.items():
         (FILES / name).write_bytes(data)
 
-    constitutional = {"generation": {"strategy": "constitutional"}}
-
-    def const(name: str) -> dict[str, Any]:
-        return {"generation": {"strategy": "constitutional", "constitution": "{bad}/files/" + name}}
-
     cases: list[dict[str, Any]] = [
         # config: the file itself
         {"name": "config_not_a_mapping", "config_file": "files/config_not_a_mapping.yaml", "expect": ["config_not_a_mapping.yaml", "mapping"]},
@@ -179,39 +200,39 @@ def build() -> list[dict[str, Any]]:
         {"name": "run_date_path", "merge": {}, "args": [*NIGHTLY, "--date", "../../etc"], "expect": ["--date", "../../etc"]},
         {"name": "negative_limit", "merge": {}, "args": [*NIGHTLY, "--limit", "-1"], "expect": ["-1"]},
         # prompt files
-        {"name": "prompts_file_missing", "merge": {"prompts": [{"path": "{bad}/files/no_such_prompts.parquet"}]}, "expect": ["no_such_prompts.parquet", "not found"]},
-        {"name": "prompts_not_parquet", "merge": prompt_file("prompts_not_parquet.parquet"), "expect": ["prompts_not_parquet.parquet", "Parquet"]},
-        {"name": "prompts_truncated", "merge": prompt_file("prompts_truncated.parquet"), "expect": ["prompts_truncated.parquet", "Parquet"]},
-        {"name": "prompts_zero_bytes", "merge": prompt_file("prompts_zero_bytes.parquet"), "expect": ["prompts_zero_bytes.parquet"]},
-        {"name": "prompts_missing_column", "merge": prompt_file("prompts_missing_column.parquet"), "expect": ["prompts_missing_column.parquet", "'domain'"]},
-        {"name": "prompts_wrong_type", "merge": prompt_file("prompts_wrong_type.parquet"), "expect": ["prompts_wrong_type.parquet", "'prompt'"]},
-        {"name": "prompts_null", "merge": prompt_file("prompts_null.parquet"), "expect": ["prompts_null.parquet", "row 3"]},
-        {"name": "prompts_empty_string", "merge": prompt_file("prompts_empty_string.parquet"), "expect": ["prompts_empty_string.parquet", "row 2"]},
-        {"name": "prompts_unknown_domain", "merge": prompt_file("prompts_unknown_domain.parquet"), "expect": ["prompts_unknown_domain.parquet", "row 1", "astrology"]},
-        {"name": "prompts_huge_domain", "merge": prompt_file("prompts_huge_domain.parquet"), "expect": ["prompts_huge_domain.parquet", "row 0"]},
-        {"name": "prompts_zero_rows", "merge": prompt_file("prompts_zero_rows.parquet"), "expect": ["prompts_zero_rows.parquet", "no prompt rows"]},
-        {"name": "prompts_invalid_utf8", "merge": prompt_file("prompts_invalid_utf8.parquet"), "expect": ["prompts_invalid_utf8.parquet"]},
-        {"name": "prompts_binary_column", "merge": prompt_file("prompts_binary.parquet"), "expect": ["prompts_binary.parquet", "'prompt'"]},
+        prompt_case("prompts_file_missing", "not found", file="no_such_prompts.parquet"),
+        prompt_case("prompts_not_parquet", "Parquet"),
+        prompt_case("prompts_truncated", "Parquet"),
+        prompt_case("prompts_zero_bytes"),
+        prompt_case("prompts_missing_column", "'domain'"),
+        prompt_case("prompts_wrong_type", "'prompt'"),
+        prompt_case("prompts_null", "row 3"),
+        prompt_case("prompts_empty_string", "row 2"),
+        prompt_case("prompts_unknown_domain", "row 1", "astrology"),
+        prompt_case("prompts_huge_domain", "row 0"),
+        prompt_case("prompts_zero_rows", "no prompt rows"),
+        prompt_case("prompts_invalid_utf8"),
+        prompt_case("prompts_binary_column", "'prompt'", file="prompts_binary.parquet"),
         # human shards
-        {"name": "shard_file_missing", "merge": shard("no_such_shard.parquet"), "expect": ["no_such_shard.parquet", "not found"]},
-        {"name": "shard_missing_column", "merge": shard("shard_missing_column.parquet"), "expect": ["shard_missing_column.parquet", "'chosen'"]},
-        {"name": "shard_wrong_type", "merge": shard("shard_wrong_type.parquet"), "expect": ["shard_wrong_type.parquet", "agreement"]},
-        {"name": "shard_null_prompt", "merge": shard("shard_null_prompt.parquet"), "expect": ["shard_null_prompt.parquet", "row 4"]},
-        {"name": "shard_empty_chosen", "merge": shard("shard_empty_chosen.parquet"), "expect": ["shard_empty_chosen.parquet", "row 6"]},
-        {"name": "shard_unknown_domain", "merge": shard("shard_unknown_domain.parquet"), "expect": ["shard_unknown_domain.parquet", "row 2", "astrology"]},
-        {"name": "shard_huge_domain", "merge": shard("shard_huge_domain.parquet"), "expect": ["shard_huge_domain.parquet", "row 5"]},
-        {"name": "shard_duplicate_ids", "merge": shard("shard_duplicate_ids.parquet", "judgments"), "expect": ["shard_duplicate_ids.parquet", "row 3", "prompt"]},
-        {"name": "shard_truncated", "merge": shard("shard_truncated.parquet"), "expect": ["shard_truncated.parquet", "Parquet"]},
-        {"name": "shard_zero_bytes", "merge": shard("shard_zero_bytes.parquet"), "expect": ["shard_zero_bytes.parquet", "empty"]},
-        {"name": "shard_zero_rows", "merge": shard("shard_zero_rows.parquet"), "expect": ["shard_zero_rows.parquet", "no rows"]},
-        {"name": "shard_invalid_utf8", "merge": shard("shard_invalid_utf8.parquet"), "expect": ["shard_invalid_utf8.parquet", "row 3", "UTF-8"]},
-        {"name": "shard_bad_label", "merge": shard("shard_bad_label.parquet", "judgments"), "expect": ["shard_bad_label.parquet", "row 2", "preference"]},
+        shard_case("shard_file_missing", "not found", file="no_such_shard.parquet"),
+        shard_case("shard_missing_column", "'chosen'"),
+        shard_case("shard_wrong_type", "agreement"),
+        shard_case("shard_null_prompt", "row 4"),
+        shard_case("shard_empty_chosen", "row 6"),
+        shard_case("shard_unknown_domain", "row 2", "astrology"),
+        shard_case("shard_huge_domain", "row 5"),
+        shard_case("shard_duplicate_ids", "row 3", "prompt", layout="judgments"),
+        shard_case("shard_truncated", "Parquet"),
+        shard_case("shard_zero_bytes", "empty"),
+        shard_case("shard_zero_rows", "no rows"),
+        shard_case("shard_invalid_utf8", "row 3", "UTF-8"),
+        shard_case("shard_bad_label", "row 2", "preference", layout="judgments"),
         {"name": "shard_unknown_layout", "merge": {"human": {"shards": [{"path": "{bad}/good/pairs.parquet", "layout": "triples"}]}}, "expect": ["human.shards.0.layout", "triples"]},
         # constitutions
-        {"name": "constitution_no_principles", "merge": const("constitution_no_principles.yaml"), "expect": ["constitution_no_principles.yaml", "no principles"]},
-        {"name": "constitution_not_a_mapping", "merge": const("constitution_not_a_mapping.yaml"), "expect": ["constitution_not_a_mapping.yaml", "mapping"]},
-        {"name": "constitution_duplicate_ids", "merge": const("constitution_duplicate_ids.yaml"), "expect": ["constitution_duplicate_ids.yaml", "'p1'"]},
-        {"name": "constitution_missing", "merge": {**constitutional, "generation": {"strategy": "constitutional", "constitution": "{bad}/files/no_such_constitution.yaml"}}, "expect": ["no_such_constitution.yaml", "not found"]},
+        constitution_case("constitution_no_principles", "no principles"),
+        constitution_case("constitution_not_a_mapping", "mapping"),
+        constitution_case("constitution_duplicate_ids", "'p1'"),
+        file_case("constitution_missing", constitution("no_such_constitution.yaml"), "no_such_constitution.yaml", ("not found",)),
         # mistakes a new user made (issue 13): each ends before the store is touched
         {"name": "generate_negative_limit", "merge": {}, "args": ["run", "generate", "--config", "{config}", "--limit", "-1"], "expect": ["--limit", "-1", ">= 0"]},
         {"name": "no_inputs_at_all", "merge": {"prompts": [], "human": {"shards": []}}, "expect": ["source 'human' is empty", "blend.ratios"]},
