@@ -2,8 +2,6 @@
 
 - `tiny_model_dir`, `vllm_teacher`: a real vLLM server with the tiny teacher, started once per session
   (tests/support/vllm.py; PREFMIX_TEST_VLLM_URL reuses a running one).
-- `small_teacher`: the demo's small real teacher served as `prefmix demo` launches it, once per session, for tests
-  marked `small_model` (PREFMIX_TEST_SMALL_URL reuses a running one).
 - `prefect_server`: the one real `prefect server` of the session (tests/support/prefect_server.py;
   PREFMIX_TEST_PREFECT_API reuses a running one). No other fixture starts a Prefect server on SQLite.
 - `postgres`: a throwaway PostgreSQL cluster run as the postgres user (tests/support/postgres.py;
@@ -17,9 +15,9 @@ from typing import Any
 from tests.support.postgres import Postgres, postgres
 from tests.support.prefect_server import prefect_server
 from tests.support.processes import TIMINGS
-from tests.support.vllm import Teacher, small_teacher, tiny_model_dir, vllm_teacher
+from tests.support.vllm import Teacher, tiny_model_dir, vllm_teacher
 
-__all__ = ["Postgres", "Teacher", "postgres", "prefect_server", "small_teacher", "tiny_model_dir", "vllm_teacher"]
+__all__ = ["Postgres", "Teacher", "postgres", "prefect_server", "tiny_model_dir", "vllm_teacher"]
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

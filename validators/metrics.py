@@ -185,6 +185,16 @@ def _coerce(frame: pl.DataFrame, wanted: list[str]) -> pl.DataFrame:
     return frame.select(columns)
 
 
+def expected_shares(config: Config, per_domain: dict[str, dict[str, int]]) -> dict[str, float]:
+    """Each source's expected share of the whole batch: blend.ratios, or, where blend.domain_ratios give some
+    domains their own, every domain's ratios weighted by its rows (a 0.9-human medicine pulls the whole up)."""
+    total = sum(n for counts in per_domain.values() for n in counts.values())
+    if not config.blend.domain_ratios or not total:
+        return {s: 0.0 for s in SOURCES} | dict(config.blend.ratios)
+    return {s: sum(sum(c.values()) * config.blend.ratios_for(d).get(s, 0.0) for d, c in per_domain.items()) / total
+            for s in SOURCES}
+
+
 def _share_deviation(counts: dict[str, int], ratios: dict[str, float]) -> tuple[float, dict[str, float]]:
     total = sum(counts.values())
     shares = {s: (counts.get(s, 0) / total if total else 0.0) for s in sorted(set(ratios) | set(counts))}
@@ -253,8 +263,11 @@ def _core(config: Config, batch: Batch, human_agreement: float | None, judge_hum
     for domain, source, n in comp.iter_rows():
         overall[str(source)] = overall.get(str(source), 0) + n
         per_domain.setdefault(str(domain), {})[str(source)] = n
-    ratios = {s: 0.0 for s in SOURCES} | dict(config.blend.ratios)
+    ratios = expected_shares(config, per_domain)
     overall_dev, overall_shares = _share_deviation(overall, ratios)
+    if config.blend.domain_ratios and overall:
+        # each domain's quota is rounded to whole rows on its own: up to one row per domain adds up in the whole
+        overall_dev = max(0.0, overall_dev - len(per_domain) / sum(overall.values()))
     domain_devs: dict[str, float] = {}
     domain_shares: dict[str, dict[str, float]] = {}
     for domain, counts in sorted(per_domain.items()):
@@ -311,7 +324,8 @@ def _core(config: Config, batch: Batch, human_agreement: float | None, judge_hum
                 note=f"synthetic chosen_score - rejected_score must be >= {gate.min_margin:g}",
                 description="synthetic judge margin >= gate.min_margin"),
         Measure("source_share", overall_dev, max_value=gate.share_tolerance, observed=overall_shares,
-                note=f"expected {ratios}", description="each source's share within tolerance of blend.ratios"),
+                note=f"expected {ratios}",
+                description="each source's share within tolerance of blend.ratios (domain_ratios weighted by domain rows)"),
         Measure("domain_source_share", max(domain_devs.values(), default=0.0), max_value=gate.share_tolerance,
                 observed=domain_shares, note=f"worst domain: {worst}" if worst and domain_devs[worst] > 0 else "",
                 description="each source's share within tolerance of its domain's ratio (one row of rounding allowed)"),

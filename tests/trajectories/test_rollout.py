@@ -12,7 +12,6 @@ import pytest
 from prefmix.generators.vllm_server import VLLMServerError, free_port
 from prefmix.records import TRAJECTORY_POLARS_SCHEMA
 from prefmix.trajectories import tool_env
-from prefmix.trajectories.derive import derive
 from prefmix.trajectories.readers import read_trajectories
 from prefmix.trajectories.rollout import EXIT_STATUSES, Environment, RolloutResult, parse_action, run_rollouts
 
@@ -103,17 +102,3 @@ def test_rollouts_on_the_tiny_teacher(vllm_teacher, tmp_path: Path) -> None:
 def test_unknown_model_is_one_infra_error(vllm_teacher, tmp_path: Path) -> None:
     with pytest.raises(VLLMServerError, match="no request succeeded"):
         run_rollouts(Environment(tasks=1, attempts=2), vllm_teacher.base_url, "no-such-model", tmp_path / "runs.json")
-
-
-@pytest.mark.slow
-@pytest.mark.small_model
-def test_small_teacher_resolves_some_tasks_and_fails_others(small_teacher, tmp_path: Path) -> None:
-    env = Environment()  # the demo's defaults
-    result = run_rollouts(env, small_teacher.base_url, small_teacher.model_name, tmp_path / "runs.json")
-    frame = _check_result(result, env, small_teacher.model_name)
-    per_task = frame.group_by("task_id").agg(pl.col("outcome").struct.field("resolved").sum().alias("n"))
-    assert per_task.filter(pl.col("n") > 0).height >= 1  # some task resolved by at least one attempt
-    assert per_task.filter(pl.col("n") < env.attempts).height >= 1  # some task failed by at least one attempt
-    steps = derive(frame, "step")
-    assert steps.summary.reconciled and steps.rows.height >= 1
-    assert steps.rows.get_column("kind").unique().to_list() == ["step_pair"]
