@@ -1,4 +1,4 @@
-"""The demo's tool environment: a safe calculator, a lookup over small embedded tables, seeded tasks.
+"""The demo's tool environment: a safe calculator, a lookup over small tables (tool_tables.json), seeded tasks.
 
 Everything here is deterministic and offline, so a task's `resolved` comes from a real check of the
 agent's answer against values the environment itself holds (the tables are demo data with rounded
@@ -17,42 +17,23 @@ calculation), population_millions (a lookup, then a calculation), atomic_sum (tw
 from __future__ import annotations
 
 import ast
+import json
 import math
 import operator
 import random
 import re
 import unicodedata
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Literal, Sequence
 
 from prefmix.hashing import short_hash
 
 NAME = "prefmix-demo-tools"
-VERSION = "2"  # bump when tables, tasks, the check or the reward change: runs of different versions never pair
+VERSION = "2"  # bump when tables (tool_tables.json), tasks, the check or the reward change: runs of different versions never pair
 
-TABLES: dict[str, dict[str, dict[str, str | int]]] = {
-    "countries": {
-        "France": {"capital": "Paris", "population": 68170000},
-        "Germany": {"capital": "Berlin", "population": 84480000},
-        "Japan": {"capital": "Tokyo", "population": 124500000},
-        "Brazil": {"capital": "Brasilia", "population": 216400000},
-        "Canada": {"capital": "Ottawa", "population": 40100000},
-        "Egypt": {"capital": "Cairo", "population": 112700000},
-        "Kenya": {"capital": "Nairobi", "population": 55100000},
-        "Australia": {"capital": "Canberra", "population": 26640000},
-    },
-    "elements": {
-        "Hydrogen": {"symbol": "H", "atomic_number": 1},
-        "Helium": {"symbol": "He", "atomic_number": 2},
-        "Carbon": {"symbol": "C", "atomic_number": 6},
-        "Nitrogen": {"symbol": "N", "atomic_number": 7},
-        "Oxygen": {"symbol": "O", "atomic_number": 8},
-        "Sodium": {"symbol": "Na", "atomic_number": 11},
-        "Iron": {"symbol": "Fe", "atomic_number": 26},
-        "Copper": {"symbol": "Cu", "atomic_number": 29},
-        "Gold": {"symbol": "Au", "atomic_number": 79},
-    },
-}
+# table -> row name -> column -> value: demo data with rounded figures, kept as data next to this module
+TABLES: dict[str, dict[str, dict[str, str | int]]] = json.loads(Path(__file__).with_name("tool_tables.json").read_text(encoding="utf-8"))
 COLUMNS: dict[str, tuple[str, ...]] = {name: tuple(next(iter(rows.values()))) for name, rows in TABLES.items()}
 KEYS: tuple[str, ...] = tuple(key for rows in TABLES.values() for key in rows)
 ALL_COLUMNS: tuple[str, ...] = tuple(dict.fromkeys(c for cols in COLUMNS.values() for c in cols))
@@ -174,7 +155,7 @@ class ToolError(ValueError):
 
 
 def lookup(table: str, key: str, column: str) -> str:
-    """One cell of an embedded table; names match case-insensitively (surrounding spaces ignored)."""
+    """One cell of a demo table (TABLES); names match case-insensitively (surrounding spaces ignored)."""
     rows = TABLES.get(str(table).strip().lower())
     if rows is None:
         raise ToolError(f"no table {table!r}; tables: {', '.join(TABLES)}")
