@@ -1,4 +1,4 @@
-"""Seeded sample prompts for the demo and tests: realistic questions across domains."""
+"""Seeded sample prompts for the demo and tests: realistic questions across domains (vocabulary in sample_prompts.yaml)."""
 
 from __future__ import annotations
 
@@ -9,68 +9,10 @@ import polars as pl
 import pyarrow as pa
 
 from prefmix.store import write_parquet
+from prefmix.yamlio import read_yaml
 
-_TOPICS: dict[str, dict[str, list[str]]] = {
-    "general": {
-        "ask": [
-            "How do I {verb} {object} without {problem}?",
-            "What is the best way to {verb} {object} when {context}?",
-            "Explain in simple terms why {object} matters for {audience}.",
-            "Give me three tips to {verb} {object} if {context}.",
-        ],
-        "verb": ["organize", "plan", "improve", "clean", "learn", "repair", "start"],
-        "object": ["a weekly schedule", "a small garden", "a home office", "a reading habit", "a bicycle chain",
-                   "a family budget", "a community event", "a language course"],
-        "problem": ["wasting time", "spending too much", "getting overwhelmed", "losing motivation"],
-        "context": ["I only have weekends", "I live in a small apartment", "I am a beginner", "I work night shifts"],
-        "audience": ["students", "retirees", "new parents", "remote workers"],
-    },
-    "finance": {
-        "ask": [
-            "Should I {verb} {object} if {context}?",
-            "How does {object} affect {audience} when {context}?",
-            "What are the risks of {object} for {audience}?",
-            "Compare {object} with a savings account for someone who {context}.",
-        ],
-        "verb": ["refinance", "invest in", "pay off", "diversify", "rebalance"],
-        "object": ["an index fund", "a variable-rate mortgage", "a Roth IRA", "municipal bonds", "a credit card balance",
-                   "an emergency fund", "dividend stocks", "a 529 plan"],
-        "problem": ["inflation", "rising interest rates", "currency risk", "high fees"],
-        "context": ["interest rates are rising", "I plan to retire in ten years", "my income is irregular",
-                    "I have student loans", "the market just dropped 15 percent"],
-        "audience": ["first-time investors", "small business owners", "retirees", "freelancers"],
-    },
-    "medicine": {
-        "ask": [
-            "What are common symptoms of {object} in {audience}?",
-            "How is {object} usually treated when {context}?",
-            "When should {audience} see a doctor about {object}?",
-            "What lifestyle changes help with {object} if {context}?",
-        ],
-        "verb": ["manage", "treat", "prevent", "monitor"],
-        "object": ["type 2 diabetes", "seasonal allergies", "high blood pressure", "iron deficiency anemia",
-                   "migraine", "asthma", "vitamin D deficiency", "mild dehydration"],
-        "problem": ["side effects", "drug interactions", "missed doses"],
-        "context": ["the patient is pregnant", "symptoms last more than two weeks", "the patient also takes statins",
-                    "it started after a viral infection"],
-        "audience": ["children", "older adults", "athletes", "pregnant women"],
-    },
-    "law": {
-        "ask": [
-            "What should {audience} know about {object} when {context}?",
-            "Can a landlord {verb} {object} if {context}?",
-            "How does {object} work for {audience}?",
-            "What documents are needed for {object} when {context}?",
-        ],
-        "verb": ["withhold", "terminate", "change", "enforce"],
-        "object": ["a security deposit", "a non-compete clause", "a residential lease", "a small claims case",
-                   "a power of attorney", "a trademark registration", "a prenuptial agreement", "an employment contract"],
-        "problem": ["missing deadlines", "unclear terms", "conflicting state laws"],
-        "context": ["the contract was signed in another state", "there is no written agreement",
-                    "the tenant gave thirty days notice", "the employee works remotely"],
-        "audience": ["tenants", "freelancers", "small business owners", "first-time employers"],
-    },
-}
+# domain -> {"ask": question templates, slot name -> values}
+_TOPICS: dict[str, dict[str, list[str]]] = read_yaml(Path(__file__).with_name("sample_prompts.yaml"), "sample prompt vocabulary")
 
 
 def sample_prompts(n: int, seed: int = 0, domains: list[str] | None = None) -> pl.DataFrame:
