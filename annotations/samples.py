@@ -8,7 +8,7 @@ Three shards across general, finance, medicine and law:
     on split items, adjudication of items still split, and ONE weak annotator
     (w08) who answers close to chance and fails the gold items.
 Chosen responses are specific and hedged where the domain needs it; rejected
-ones are vague or overconfident.
+ones are vague or overconfident. The texts they are made of are in sample_texts.yaml.
 
 `SAMPLE_AGGREGATION` is the policy the demo uses with these shards.
 """
@@ -22,6 +22,7 @@ import pyarrow as pa
 
 from prefmix.config import Aggregation, HumanShard
 from prefmix.store import write_parquet
+from prefmix.yamlio import read_yaml
 
 SAMPLE_AGGREGATION = Aggregation(min_annotators=3, min_agreement=0.6, min_gold_accuracy=0.7, ranking_pairs="best_worst")  # as configs/demo.yaml
 ANNOTATORS = [f"w{i:02d}" for i in range(1, 9)]
@@ -41,73 +42,14 @@ JUDGMENT_COLUMNS = {
     "adjudicated_label": "final_label",
 }
 
-TOPICS: dict[str, list[tuple[str, list[str]]]] = {
-    "general": [
-        ("keep houseplants alive through the winter", ["Move them away from cold windows and hot radiators.", "Water less often, because growth slows when days are short.", "Wipe dust off the leaves so they catch more of the weak light.", "Group plants together to raise the humidity around them."]),
-        ("prepare for a job interview", ["Read the job description and match two stories from your work to each key requirement.", "Research the team's recent projects so you can ask specific questions.", "Practise answers out loud, keeping each one under two minutes.", "Prepare a short list of questions about how success is measured in the role."]),
-        ("learn a new language as an adult", ["Study fifteen minutes every day rather than two hours once a week.", "Use spaced-repetition flashcards for the thousand most common words.", "Speak with a tutor or exchange partner from the first month.", "Listen to slow podcasts and repeat sentences aloud to train pronunciation."]),
-        ("reduce food waste at home", ["Plan meals for the week and shop from a list.", "Store leftovers in clear containers at eye level so they get eaten.", "Freeze bread, ripe bananas and cooked grains before they spoil.", "Learn the difference between a best-before date and a use-by date."]),
-        ("sleep better on work nights", ["Keep the same wake-up time every day, weekends included.", "Stop caffeine after early afternoon, since it lingers for hours.", "Keep the bedroom cool, dark and quiet.", "Put screens away thirty minutes before bed and read instead."]),
-    ],
-    "finance": [
-        ("build an emergency fund", ["Aim first for one month of essential expenses, then grow it to three to six months.", "Keep it in a separate high-yield savings account so it is not spent by accident.", "Automate a fixed transfer on payday, even a small one.", "Refill the fund before resuming other goals after you use it."]),
-        ("pay down credit card debt", ["List every card with its balance and interest rate.", "Pay the minimum on all cards and put every extra dollar on the highest-rate card first.", "Ask the issuer for a lower rate; a short phone call sometimes works.", "Consider a balance transfer only if the fee and the promotional period actually save money."]),
-        ("choose between a Roth IRA and a traditional IRA", ["A Roth is funded with after-tax money and qualified withdrawals are tax-free.", "A traditional IRA may give a deduction now, and withdrawals are taxed later.", "If you expect a higher tax rate in retirement, the Roth often comes out ahead.", "Income limits can restrict direct Roth contributions, so check the current thresholds."]),
-        ("understand an index fund expense ratio", ["The expense ratio is the yearly fee as a share of your investment.", "A 0.05% ratio costs 5 dollars a year per 10,000 dollars invested.", "Small differences compound over decades, so lower fees usually win for the same index.", "Compare funds that track the same index before comparing fees."]),
-        ("budget on an irregular income", ["Base the budget on your lowest typical month, not the average.", "Park income in a holding account and pay yourself a fixed salary from it.", "Set aside a share of every payment for taxes if you are self-employed.", "Build a larger buffer than a salaried worker would."]),
-    ],
-    "medicine": [
-        ("manage mild seasonal allergies", ["Non-drowsy antihistamines such as loratadine or cetirizine help many people.", "A steroid nasal spray works best when used daily through the season.", "Keep windows closed on high-pollen days and shower after being outdoors.", "Saline rinses can clear pollen from the nose."]),
-        ("lower blood pressure through lifestyle changes", ["Cut back on salt; processed foods are the main source.", "Aim for about 150 minutes of moderate activity a week.", "Limit alcohol and stop smoking.", "Measure at home at the same time each day and share the readings with your doctor."]),
-        ("recognise the signs of dehydration", ["Early signs include thirst, dark yellow urine and a dry mouth.", "Dizziness, headache and tiredness often follow.", "Confusion, a racing heart or no urine for many hours need urgent care.", "Older adults and young children can become dehydrated faster."]),
-        ("care for a minor burn", ["Cool the burn under cool running water for about twenty minutes.", "Do not use ice, butter or toothpaste.", "Cover it loosely with a clean non-stick dressing.", "Seek care if the burn is larger than your palm, on the face or hands, or blistering badly."]),
-        ("prepare for a routine blood test", ["Ask whether you need to fast; lipid and glucose tests often require eight to twelve hours.", "Drink water beforehand unless told otherwise, since it makes the draw easier.", "Tell the staff about medicines and supplements you take.", "Wear a top with sleeves that roll up easily."]),
-    ],
-    "law": [
-        ("get a security deposit back from a landlord", ["Document the unit's condition with dated photos at move-in and move-out.", "Many places set a deadline for the landlord to return the deposit or itemise deductions.", "Send a written demand letter that cites the deadline and keep a copy.", "Small claims court is an option if the landlord does not respond."]),
-        ("understand a non-compete clause", ["It limits working for competitors for a period after you leave.", "Enforceability depends heavily on the jurisdiction; some places ban most non-competes.", "Courts look at whether the duration, geography and scope are reasonable.", "Have an employment lawyer review it before signing if it affects your career."]),
-        ("write a simple will", ["Name an executor and list who receives which assets.", "Name a guardian for minor children if you have any.", "Follow your jurisdiction's signing and witness rules or the will may be invalid.", "Review it after major life events such as marriage or a birth."]),
-        ("return a faulty product", ["Keep the receipt and describe the fault in writing.", "Consumer law in many places gives remedies beyond the store's own policy.", "Ask for a repair, replacement or refund, and note the date of each contact.", "If the seller refuses, a consumer protection agency can advise you."]),
-        ("register a small business name", ["Check that the name is not already registered or trademarked.", "Register it with the business registry of your state or country.", "A trade name registration is not the same as a trademark.", "Keep the registration current, since some expire if not renewed."]),
-    ],
-}
-PROMPTS = [
-    "How do I {t}?",
-    "What is the best way to {t}?",
-    "Can you explain how to {t}? I'm a complete beginner.",
-    "{p} How should I {t}?",
-    "Give me practical advice on how to {t}.",
-    "{p} What should I know to {t}?",
-]
-PERSONAS = [
-    "I'm a student on a tight schedule.",
-    "I work night shifts.",
-    "I just moved to a new city.",
-    "I'm in my fifties and new to this.",
-    "I have two small kids at home.",
-    "English is my second language, so keep it simple.",
-]
-OPENERS = ["Here is a practical approach.", "A few concrete steps help.", "Start with the basics.", "Good question; here is what usually works."]
-HEDGES = {
-    "general": "Adjust the details to your own situation.",
-    "finance": "Tax rules and rates change, so check current figures before acting.",
-    "medicine": "This is general information; see a clinician if symptoms persist or worsen.",
-    "law": "Rules differ by jurisdiction, so check local law or ask a lawyer about your case.",
-}
-VAGUE = [
-    "It depends on your situation.",
-    "Just search online, there is plenty of information out there.",
-    "Most people figure it out eventually.",
-    "I wouldn't worry too much about it.",
-    "There are many ways to {t}, and they all work.",
-    "You should {t} carefully.",
-]
-OVERCONFIDENT = {
-    "general": "Honestly, any method is fine.",
-    "finance": "Just put everything into a single hot stock and you will be fine.",
-    "medicine": "You don't need to see a doctor for this, ever.",
-    "law": "You don't need to read the contract, these clauses are never enforced.",
-}
+_TEXTS = read_yaml(Path(__file__).with_name("sample_texts.yaml"), "sample annotation texts")
+TOPICS: dict[str, list[tuple[str, list[str]]]] = {domain: list(topics.items()) for domain, topics in _TEXTS["topics"].items()}
+PROMPTS: list[str] = _TEXTS["prompts"]
+PERSONAS: list[str] = _TEXTS["personas"]
+OPENERS: list[str] = _TEXTS["openers"]
+HEDGES: dict[str, str] = _TEXTS["hedges"]
+VAGUE: list[str] = _TEXTS["vague"]
+OVERCONFIDENT: dict[str, str] = _TEXTS["overconfident"]
 DOMAINS = list(TOPICS)
 
 
