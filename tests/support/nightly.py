@@ -55,12 +55,17 @@ TINY_GENERATION = {"strategy": "pointwise", "samples_per_prompt": 2,
 
 
 def tiny_teacher(data: dict[str, Any], teacher_url: str, model: str, gate_reads_text: bool = False) -> dict[str, Any]:
-    """Config data (configs/demo.yaml's, which serves the small real teacher) pointed at the tiny random teacher,
-    for tests of the flow's mechanics. Its answers almost never stop on their own, so they are kept although cut
+    """Config data (configs/demo.yaml's, which serves the small real teacher and runs agent rollouts) pointed at the
+    tiny random teacher, for tests of the flow's mechanics. Its answers almost never stop on their own, so they are kept although cut
     at max_tokens, and its text is noise: the gate's checks of the text are off (with `gate_reads_text`, they stay
     on, as in tests/validators/test_nightly_report_links.py)."""
     data["teachers"] = [{"name": "tiny", "model": model, "endpoints": [teacher_url]}]
     data["generation"] = {**TINY_GENERATION, "sampling": dict(TINY_GENERATION["sampling"])}  # type: ignore[dict-item]
+    # No agent stage and one ratio for every domain, as the flow-mechanics tests expect (tests of agent rows set
+    # their own agent section and kind shares: tests/flows/test_agent_nights.py)
+    data.pop("agent", None)
+    for key in ("domain_ratios", "domain_kind_shares"):
+        data["blend"].pop(key, None)
     if not gate_reads_text:
         data.setdefault("gate", {}).setdefault("severity", {}).update(TINY_TEXT_CHECKS_OFF)
     return data
