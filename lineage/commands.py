@@ -7,7 +7,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from prefmix.context import CONFIG_HELP, STORE_HELP
 from prefmix.errors import UserError
@@ -92,6 +92,15 @@ def _print_json(data: Any) -> None:
     sys.stdout.write("\n")
 
 
+def _report(args: argparse.Namespace, data: Any, text: Callable[[Any], None], code: int = 0) -> int:
+    """How every command here ends: `data` as JSON with --json, else `text(data)` prints it for people; exit `code`."""
+    if args.json:
+        _print_json(data)
+    else:
+        text(data)
+    return code
+
+
 def _table(header: list[str], rows: list[list[Any]]) -> None:
     cells = [header] + [["" if c is None else str(c) for c in r] for r in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
@@ -103,13 +112,13 @@ def cmd_batches(args: argparse.Namespace) -> int:
     from prefmix.lineage.audit import list_batches
 
     store, _ = _context(args)
-    rows = list_batches(store)
-    if args.json:
-        _print_json(rows)
-        return 0
+    return _report(args, list_batches(store), lambda rows: _print_batches(rows, store.root))
+
+
+def _print_batches(rows: list[dict[str, Any]], root: Path) -> None:
     if not rows:
-        print(f"no batches in {store.root}")
-        return 0
+        print(f"no batches in {root}")
+        return
     _table(
         ["batch", "status", "latest", "rows", "failed checks", "path"],
         [
@@ -117,7 +126,6 @@ def cmd_batches(args: argparse.Namespace) -> int:
             for r in rows
         ],
     )
-    return 0
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
@@ -128,21 +136,17 @@ def cmd_publish(args: argparse.Namespace) -> int:
     with store.lock("prefmix publish --override"):
         path = override(store, args.batch, args.reason, args.by, ledger_url=ledger_url)
     result = {"batch_id": args.batch, "status": "overridden", "path": str(path), "latest": store.latest()}
-    if args.json:
-        _print_json(result)
-    else:
-        print(f"published {args.batch} by override -> {path} (latest: {result['latest']})")
-    return 0
+    return _report(args, result, lambda r: print(f"published {r['batch_id']} by override -> {r['path']} (latest: {r['latest']})"))
 
 
 def cmd_show(args: argparse.Namespace) -> int:
     from prefmix.lineage.audit import show
 
     store, _ = _context(args)
-    data = show(store, args.batch)
-    if args.json:
-        _print_json(data)
-        return 0
+    return _report(args, show(store, args.batch), _print_manifest)
+
+
+def _print_manifest(data: dict[str, Any]) -> None:
     m = data["manifest"]
     code = m.get("code_version") or {}
     print(f"batch        {m['batch_id']}{'  (latest)' if data['latest'] else ''}")
@@ -181,7 +185,6 @@ def cmd_show(args: argparse.Namespace) -> int:
     print(f"gate         {gate.get('verdict', 'not gated' if not gate else 'unknown')}")
     for c in gate.get("checks") or []:
         print(f"  {'ok ' if c.get('success') else 'FAIL'} {c.get('name')} [{c.get('severity')}] observed {json.dumps(c.get('observed'), default=str)}")
-    return 0
 
 
 def cmd_trace(args: argparse.Namespace) -> int:
@@ -189,12 +192,13 @@ def cmd_trace(args: argparse.Namespace) -> int:
 
     store, ledger_url = _context(args)
     data = trace(store, args.record_id, ledger_url)
-    if args.json:
-        _print_json(data)
-        return 0
+    # as text, a record in no batch is a failed search (exit 1); as JSON, an empty answer
+    return _report(args, data, _print_trace, code=0 if data["batches"] or args.json else 1)
+
+
+def _print_trace(data: dict[str, Any]) -> None:
     if not data["batches"]:
-        print(f"record {args.record_id}: in no indexed batch")
-        return 1
+        print(f"record {data['record_id']}: in no indexed batch")
     for hit in data["batches"]:
         print(f"batch {hit['batch_id']} ({hit['status']})  {hit.get('domain', '')} {hit.get('split', '')}".rstrip())
         print(f"  origin  {hit['origin_uri']} row {hit['origin_row']} sha256 {hit['origin_sha256']}")
@@ -203,7 +207,6 @@ def cmd_trace(args: argparse.Namespace) -> int:
             print(f"  generation {json.dumps(hit['generation'], sort_keys=True, default=str)}")
         if hit.get("annotation"):
             print(f"  annotation {json.dumps(hit['annotation'], sort_keys=True, default=str)}")
-    return 0
 
 
 def _selector(args: argparse.Namespace) -> tuple[str, str] | None:
@@ -223,28 +226,27 @@ def cmd_impact(args: argparse.Namespace) -> int:
     if chosen is None and not args.ref:
         raise UserError("lineage impact: give an input REF (path, sha256, run id) or a selector (--delivery/--annotator/--vendor/--teacher)")
     if chosen is not None:
-        data = impact_selector(store, chosen[0], chosen[1], args.dataset, ledger_url)
-        if args.json:
-            _print_json(data)
-        elif not data["versions"]:
-            print(f"--{chosen[0]} {chosen[1]}: no indexed version holds its rows")
-        else:
-            _table(["dataset", "version", "batch", "status", "latest", "rows", "path"],
-                   [[v["dataset"] or "-", f"v{v['version']}" if v["version"] else "-", v["batch_id"], v["status"],
-                     "*" if v["latest"] else "", v["rows"], v.get("path", v["location"])] for v in data["versions"]])
-        return 0
-    data = impact(store, args.ref, ledger_url)
-    if args.json:
-        _print_json(data)
-        return 0
+        return _report(args, impact_selector(store, chosen[0], chosen[1], args.dataset, ledger_url), _print_selector_impact)
+    return _report(args, impact(store, args.ref, ledger_url), _print_input_impact)
+
+
+def _print_selector_impact(data: dict[str, Any]) -> None:
+    if not data["versions"]:
+        print(f"--{data['selector']['kind']} {data['selector']['value']}: no indexed version holds its rows")
+        return
+    _table(["dataset", "version", "batch", "status", "latest", "rows", "path"],
+           [[v["dataset"] or "-", f"v{v['version']}" if v["version"] else "-", v["batch_id"], v["status"],
+             "*" if v["latest"] else "", v["rows"], v.get("path", v["location"])] for v in data["versions"]])
+
+
+def _print_input_impact(data: dict[str, Any]) -> None:
     if not data["batches"]:
-        print(f"{args.ref}: used by no indexed batch")
-        return 0
+        print(f"{data['ref']}: used by no indexed batch")
+        return
     _table(
         ["batch", "status", "latest", "matched input", "path"],
         [[b["batch_id"], b["status"], "*" if b["latest"] else "", ", ".join(m["role"] for m in b["matched"]), b["location"]] for b in data["batches"]],
     )
-    return 0
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
@@ -252,24 +254,22 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
     store, ledger_url = _context(args)
     if len(args.names) == 3:
-        data = diff_versions(store, *args.names, ledger_url=ledger_url)
-        if args.json:
-            _print_json(data)
-            return 0
-        print(f"{data['dataset']} v{data['a']} -> v{data['b']}: {len(data['added'])} added, {len(data['removed'])} removed")
-        for label in ("added", "removed"):
-            print(f"{label} by reason: " + (", ".join(f"{k} {v}" for k, v in data["reasons"][label].items()) or "none"))
-            for r in data[label]:
-                print(f"  {label[0]} {r['record_id']}  {r['source']:<9} {r['domain'] or '':<10} {r['reason']}")
-        return 0
+        return _report(args, diff_versions(store, *args.names, ledger_url=ledger_url), _print_version_diff)
     if len(args.names) != 2:
         raise UserError("lineage diff: expected NAME vA vB (a dataset's versions) or BATCH_A BATCH_B")
-    a, b = args.names
-    data = diff(store, a, b)
-    if args.json:
-        _print_json(data)
-        return 0
-    print(f"{a} -> {b}: {data['rows']['a']} -> {data['rows']['b']} rows ({data['rows']['kept']} kept)")
+    return _report(args, diff(store, *args.names), _print_batch_diff)
+
+
+def _print_version_diff(data: dict[str, Any]) -> None:
+    print(f"{data['dataset']} v{data['a']} -> v{data['b']}: {len(data['added'])} added, {len(data['removed'])} removed")
+    for label in ("added", "removed"):
+        print(f"{label} by reason: " + (", ".join(f"{k} {v}" for k, v in data["reasons"][label].items()) or "none"))
+        for r in data[label]:
+            print(f"  {label[0]} {r['record_id']}  {r['source']:<9} {r['domain'] or '':<10} {r['reason']}")
+
+
+def _print_batch_diff(data: dict[str, Any]) -> None:
+    print(f"{data['a']} -> {data['b']}: {data['rows']['a']} -> {data['rows']['b']} rows ({data['rows']['kept']} kept)")
     for label in ("added", "removed"):
         print(f"rows {label}")
         for r in data[label] or [{"source": "-", "domain": "-", "rows": 0}]:
@@ -281,21 +281,19 @@ def cmd_diff(args: argparse.Namespace) -> int:
         print(label.replace("_", " "))
         for i in data[label]:
             print(f"  {i['role']:<18} {i['path'] or i['run_id']} {(i['sha256'] or '')[:16]}")
-    return 0
 
 
 def cmd_versions(args: argparse.Namespace) -> int:
     from prefmix.lineage.versions import listing
 
     store, ledger_url = _context(args)
-    rows = listing(store, args.dataset, ledger_url)
-    if args.json:
-        _print_json(rows)
-        return 0
+    return _report(args, listing(store, args.dataset, ledger_url), _print_versions)
+
+
+def _print_versions(rows: list[dict[str, Any]]) -> None:
     _table(["version", "latest", "day", "rows", "new deliveries", "batch", "status", "path"],
            [[f"v{r['version']}", "*" if r["latest"] else "", r["day"], r["rows"], r["deliveries"], r["batch_id"], r["status"],
              r["path"]] for r in rows])
-    return 0
 
 
 def cmd_retract(args: argparse.Namespace) -> int:
@@ -334,17 +332,18 @@ def cmd_retract(args: argparse.Namespace) -> int:
             result["rebuilt"] = {"dataset": dataset, "version": info.version if info and manifest.status in PUBLISHED else None,
                                  "batch_id": manifest.batch_id, "status": manifest.status, "path": str(path),
                                  "retracted_rows": info.retracted_rows if info else 0}
-    if args.json:
-        _print_json(result)
+    return _report(args, result, _print_retraction)
+
+
+def _print_retraction(result: dict[str, Any]) -> None:
+    retraction = result["retraction"]
+    print(f"retraction {retraction['retraction_id']}: --{retraction['kind']} {retraction['value']} ({result['rows_matched']} rows in indexed versions)")
+    if "rebuilt" in result:
+        r = result["rebuilt"]
+        print(f"rebuilt {r['dataset']}: batch {r['batch_id']} {r['status']}" + (f" as v{r['version']}" if r["version"] else "")
+              + f", {r['retracted_rows']} retracted rows left out")
     else:
-        print(f"retraction {retraction.retraction_id}: --{retraction.kind} {retraction.value} ({rows} rows in indexed versions)")
-        if "rebuilt" in result:
-            r = result["rebuilt"]
-            print(f"rebuilt {r['dataset']}: batch {r['batch_id']} {r['status']}" + (f" as v{r['version']}" if r["version"] else "")
-                  + f", {r['retracted_rows']} retracted rows left out")
-        else:
-            print("the next nightly run leaves these rows out (or rerun with --rebuild to publish a corrected version now)")
-    return 0
+        print("the next nightly run leaves these rows out (or rerun with --rebuild to publish a corrected version now)")
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -352,14 +351,14 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
     store, _ = _context(args)
     data = verify(store, args.batch)
-    if args.json:
-        _print_json(data)
-    elif data["ok"]:
-        print(f"{args.batch}: ok, {data['files']} files match the manifest")
-    else:
-        for p in data["problems"]:
-            print(f"{args.batch}: {p['path']}: {p['problem']}")
-    return 0 if data["ok"] else 1
+    return _report(args, data, _print_verify, code=0 if data["ok"] else 1)
+
+
+def _print_verify(data: dict[str, Any]) -> None:
+    if data["ok"]:
+        print(f"{data['batch_id']}: ok, {data['files']} files match the manifest")
+    for p in data["problems"]:
+        print(f"{data['batch_id']}: {p['path']}: {p['problem']}")
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
@@ -367,14 +366,15 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
     store, _ = _context(args)
     data = reproduce(store, args.batch, scratch=Path(args.scratch) if args.scratch else None)
-    if args.json:
-        _print_json(data)
-    elif data["same"]:
-        print(f"{args.batch}: reproduced, content hash {data['content_hash']}")
-    else:
-        print(f"{args.batch}: DIFFERENT, content hash {data['content_hash']} != manifest {data['expected']}")
-        print(f"  first difference: {json.dumps(data.get('first_difference'), default=str)}")
-    return 0 if data["same"] else 1
+    return _report(args, data, _print_reproduce, code=0 if data["same"] else 1)
+
+
+def _print_reproduce(data: dict[str, Any]) -> None:
+    if data["same"]:
+        print(f"{data['batch_id']}: reproduced, content hash {data['content_hash']}")
+        return
+    print(f"{data['batch_id']}: DIFFERENT, content hash {data['content_hash']} != manifest {data['expected']}")
+    print(f"  first difference: {json.dumps(data.get('first_difference'), default=str)}")
 
 
 def cmd_reindex(args: argparse.Namespace) -> int:
@@ -384,8 +384,4 @@ def cmd_reindex(args: argparse.Namespace) -> int:
     store.require()
     with store.lock("prefmix lineage reindex"):
         data = reindex(store, ledger_url)
-    if args.json:
-        _print_json(data)
-    else:
-        print(f"ledger {data['ledger']}: {data['batches']} batches, {data['records']} records indexed in {data['seconds']} s")
-    return 0
+    return _report(args, data, lambda d: print(f"ledger {d['ledger']}: {d['batches']} batches, {d['records']} records indexed in {d['seconds']} s"))
