@@ -13,7 +13,7 @@ import asyncio
 import json
 import random
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -94,13 +94,24 @@ class _Endpoint:
 
 
 @dataclass
-class ClientStats:
+class Tokens:
+    """Tokens spent, as the server reported them in each counted completion."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    def count(self, result: ChatResult) -> None:
+        self.prompt_tokens += result.prompt_tokens
+        self.completion_tokens += result.completion_tokens
+
+
+@dataclass
+class ClientStats(Tokens):
+    """One client's requests: attempts sent, retries, requests that failed for good, and tokens of the successes."""
+
     attempts: int = 0
     retries: int = 0
     failures: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    per_endpoint: dict[str, int] = field(default_factory=dict)
 
 
 def _retry_after(headers: Any) -> float | None:
@@ -229,7 +240,6 @@ class ChatClient:
                 self.stats.failures += 1
                 raise exc
             self.errors.record(True)
-            self.stats.prompt_tokens += result.prompt_tokens
-            self.stats.completion_tokens += result.completion_tokens
+            self.stats.count(result)
             return result
         raise AssertionError("unreachable")

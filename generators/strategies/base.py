@@ -11,7 +11,7 @@ from typing import Any, Awaitable, Callable, Sequence
 from prefmix.config import Config, Generation
 from prefmix.records import record_id
 
-from prefmix.generators.client import ChatClient, ChatResult, RequestFailed
+from prefmix.generators.client import ChatClient, ChatResult, RequestFailed, Tokens
 from prefmix.generators.constitution import Constitution
 from prefmix.generators.durable import RequestCache
 from prefmix.generators.expected_score import expected_score
@@ -43,13 +43,11 @@ WINNER_SCHEMA = {
 
 
 @dataclass
-class Tally:
-    """Requests and tokens spent on one prompt."""
+class Tally(Tokens):
+    """Requests and tokens spent on one prompt (a cached answer counts the tokens it cost when it was sent)."""
 
     requests_sent: int = 0
     requests_cached: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
     judge_parse_errors: int = 0
 
     def add(self, result: ChatResult, cached: bool) -> None:
@@ -57,8 +55,7 @@ class Tally:
             self.requests_cached += 1
         else:
             self.requests_sent += 1
-        self.prompt_tokens += result.prompt_tokens
-        self.completion_tokens += result.completion_tokens
+        self.count(result)
 
 
 @dataclass
