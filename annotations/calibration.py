@@ -12,6 +12,7 @@ import polars as pl
 
 from prefmix.contract import JudgeHumanAgreement
 from prefmix.errors import InputError
+from prefmix.shares import share_of
 
 VERDICTS = ("chosen", "rejected")
 
@@ -48,7 +49,7 @@ def _share(frame: pl.DataFrame) -> dict[str, Any]:
         "unjudged": frame.height - judged,
         "agree": agree,
         "disagree": judged - agree,
-        "share": round(agree / judged, 6) if judged else None,
+        "share": share_of(agree, judged),
     }
 
 

@@ -11,11 +11,13 @@ Flagged annotators' votes are left out of what routing learns (prefmix.routing.l
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
 from prefmix.config import Anchoring
+from prefmix.shares import share_of
 
 
 class Condition(BaseModel):
@@ -24,6 +26,12 @@ class Condition(BaseModel):
     votes: int = 0
     agree: int = 0
     share: float | None = None
+
+    @classmethod
+    def counted(cls, group: dict[str, Any] | None) -> Condition:
+        """From a group's counts (n votes, agree of them with the judge); no group, no votes."""
+        votes, agree = int((group or {}).get("n", 0)), int((group or {}).get("agree", 0))
+        return cls(votes=votes, agree=agree, share=share_of(agree, votes))
 
 
 class AnnotatorAnchoring(BaseModel):
@@ -46,18 +54,13 @@ class AnchoringReport(BaseModel):
     flagged: list[str] = Field(default_factory=list)
 
 
-def _condition(votes: int, agree: int) -> Condition:
-    return Condition(votes=votes, agree=agree, share=round(agree / votes, 6) if votes else None)
-
-
 def check(votes: pl.DataFrame, settings: Anchoring) -> AnchoringReport:
     """votes: annotator_id, task_id, queue_id, preference, judge_choice, suggestion_shown, is_gold (one row a vote)."""
     routed = votes.filter(~pl.col("is_gold") & pl.col("judge_choice").is_not_null())
     routed = routed.with_columns(agrees=(pl.col("preference") == pl.col("judge_choice")).cast(pl.Float64))
     overall = routed.group_by("suggestion_shown").agg(n=pl.len(), agree=pl.col("agrees").sum())
     by = {r["suggestion_shown"]: r for r in overall.iter_rows(named=True)}
-    shown = _condition(int(by.get(True, {}).get("n", 0)), int(by.get(True, {}).get("agree", 0)))
-    hidden = _condition(int(by.get(False, {}).get("n", 0)), int(by.get(False, {}).get("agree", 0)))
+    shown, hidden = Condition.counted(by.get(True)), Condition.counted(by.get(False))
 
     task = ["queue_id", "task_id"]
     paired = routed.with_columns(n=pl.len().over(task), total=pl.col("agrees").sum().over(task)).filter(pl.col("n") > 1)
@@ -70,8 +73,7 @@ def check(votes: pl.DataFrame, settings: Anchoring) -> AnchoringReport:
     stat_by = {(r["annotator_id"], r["suggestion_shown"]): r for r in stats.iter_rows(named=True)}
     people: list[AnnotatorAnchoring] = []
     for who in sorted(routed.get_column("annotator_id").drop_nulls().unique().to_list()):
-        conds = {flag: _condition(int(raw_by.get((who, flag), {}).get("n", 0)), int(raw_by.get((who, flag), {}).get("agree", 0)))
-                 for flag in (True, False)}
+        conds = {flag: Condition.counted(raw_by.get((who, flag))) for flag in (True, False)}
         s, h = stat_by.get((who, True)), stat_by.get((who, False))
         gap = z = None
         flagged = False

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from prefmix.config import Learning, Routing
 from prefmix.contract import JudgeHumanAgreement
+from prefmix.shares import share_of
 
 HIGH = 0.5  # a signal at or above this is "high" in the per-signal agreement table
 
@@ -59,7 +60,7 @@ class AgreementState(BaseModel):
 def _share(frame: pl.DataFrame) -> Share:
     judged = frame.height
     agree = int((~frame.get_column("wrong")).sum()) if judged else 0
-    return Share(judged=judged, agree=agree, share=round(agree / judged, 6) if judged else None)
+    return Share(judged=judged, agree=agree, share=share_of(agree, judged))
 
 
 def labels(votes: pl.DataFrame, excluded: list[str] | None = None) -> pl.DataFrame:

@@ -13,6 +13,8 @@ import polars as pl
 from prefmix.routing.anchoring import AnchoringReport
 from pydantic import BaseModel, ConfigDict, Field
 
+from prefmix.shares import share_of
+
 
 class SpendRow(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -54,13 +56,13 @@ def spend(votes: pl.DataFrame, labelled: pl.DataFrame) -> Yield:
     rows = [
         SpendRow(vendor=r["vendor"], domain=r["domain"], labels=r["labels"], gold_labels=r["gold_labels"],
                  spend=round(r["spend"], 6), tasks_with_verdict=r["tasks_with_verdict"], judge_errors=r["judge_errors"],
-                 errors_per_label=round(r["judge_errors"] / r["labels"], 6) if r["labels"] else None)
+                 errors_per_label=share_of(r["judge_errors"], r["labels"]))
         for r in table.iter_rows(named=True)
     ]
     labels = sum(r.labels for r in rows)
     errors = sum(r.judge_errors for r in rows)
     return Yield(labels=labels, spend=round(sum(r.spend for r in rows), 6), judge_errors=errors,
-                 errors_per_label=round(errors / labels, 6) if labels else None, rows=rows)
+                 errors_per_label=share_of(errors, labels), rows=rows)
 
 
 def observed(votes: pl.DataFrame, excluded: list[str] | None = None) -> pl.DataFrame:
