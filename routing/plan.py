@@ -66,44 +66,28 @@ def plan_queue(candidates: pl.DataFrame, gold: pl.DataFrame, routing: Routing, m
     selection = select(routable, gold, selection_plan(routing, seed))
 
     qid = queue_id(routable.get_column("record_id").to_list(), gold.get_column("gold_id").to_list(), model, routing, seed)
-    texts = candidates.select("record_id", "prompt", "chosen", "rejected")
+    texts = candidates.select("record_id", "prompt", response_a="chosen", response_b="rejected")  # a pair's chosen goes first
     picked = selection.routed.join(texts, on="record_id", how="left", maintain_order="left")
+
+    def item(row: dict[str, Any], record_id: str, tag: str, **kind: Any) -> QueueItem:
+        """A task as every task is: its id, texts, domain, price and panel size; `kind` adds what routed or gold has."""
+        return QueueItem(task_id=f"{qid}-{tag}{record_id[:20]}", record_id=record_id, prompt=row["prompt"],
+                         response_a=row["response_a"], response_b=row["response_b"], domain=row["domain"],
+                         price_per_label=float(row["price_per_label"]), annotators=routing.annotators, **kind)
+
     items = [
-        QueueItem(
-            task_id=f"{qid}-{row['record_id'][:20]}",
-            record_id=row["record_id"],
-            prompt=row["prompt"],
-            response_a=row["chosen"],
-            response_b=row["rejected"],
-            domain=row["domain"],
-            judge_choice="a",  # a synthetic pair's chosen is the judge's pick
-            judge_confidence=round(float(row["judge_confidence"]), 6),
-            route_score=round(float(row["route_score"]), 6),
-            route_reason="domain_minimum" if row["minimum"] else row["route_reason"],
-            signals={name: row[name] for name in SIGNALS},
-            price_per_label=float(row["price_per_label"]),
-            show_suggestion=bool(row["show_suggestion"]),
-            annotators=routing.annotators,
-        )
+        item(row, row["record_id"], "",
+             judge_choice="a",  # a synthetic pair's chosen is the judge's pick
+             judge_confidence=round(float(row["judge_confidence"]), 6),
+             route_score=round(float(row["route_score"]), 6),
+             route_reason="domain_minimum" if row["minimum"] else row["route_reason"],
+             signals={name: row[name] for name in SIGNALS},
+             show_suggestion=bool(row["show_suggestion"]))
         for row in picked.iter_rows(named=True)
     ]
     items += [
-        QueueItem(
-            task_id=f"{qid}-g{row['gold_id'][:20]}",
-            record_id=row["gold_id"],
-            prompt=row["prompt"],
-            response_a=row["response_a"],
-            response_b=row["response_b"],
-            domain=row["domain"],
-            judge_choice=None,
-            route_score=0.0,
-            route_reason="gold",
-            is_gold=True,
-            gold_label=row["gold_answer"],
-            show_suggestion=False,
-            price_per_label=float(row["price_per_label"]),
-            annotators=routing.annotators,
-        )
+        item(row, row["gold_id"], "g", judge_choice=None, route_score=0.0, route_reason="gold", is_gold=True,
+             gold_label=row["gold_answer"], show_suggestion=False)
         for row in selection.gold.iter_rows(named=True)
     ]
     queue = Queue(queue_id=qid, items=items, created_at=created_at or datetime.now(UTC), seed=seed,
