@@ -36,7 +36,7 @@ def blend(config: Config, human: list[str | Path], synthetic: list[str | Path], 
     from prefmix.blending.chart import composition_png
     from prefmix.blending.dedup import dedup
     from prefmix.blending.eligible import eligible
-    from prefmix.blending.quotas import SOURCES, cells, check_sources, plan, raise_shortfalls, shortfalls
+    from prefmix.blending.quotas import SOURCES, cells, check_quotas, check_sources, plan
     from prefmix.blending.sample import available, select, with_cell
     from prefmix.blending.split import eval_expr, threshold
     from prefmix.blending.write import write_shards
@@ -61,7 +61,7 @@ def blend(config: Config, human: list[str | Path], synthetic: list[str | Path], 
     avail = {d: {s: sum(n for (cd, cs, _, _), n in per_cell.items() if cd == d and cs == s) for s in SOURCES} for d in domains}
     quotas = plan(settings, domains, avail)
     wanted = cells(quotas)
-    raise_shortfalls(shortfalls(wanted, per_cell, settings), settings)
+    check_quotas(wanted, per_cell, settings)
 
     selection = select(keys, wanted)
     kept = keys.height

@@ -52,18 +52,6 @@ class Quotas:
     kinds: dict[str, Counts] = field(default_factory=dict)  # domain -> source -> kind -> rows, listed sources only
 
 
-@dataclass(frozen=True)
-class Shortfall:
-    cell: str
-    wanted: int
-    available: int
-    cap: int | None = None
-
-    def describe(self) -> str:
-        text = f"{self.cell} wanted {self.wanted}, available {self.available}"
-        return text + (f" (at most {self.cap} with upsampling)" if self.cap is not None else "")
-
-
 def ratios(blend: Blend, domain: str) -> dict[str, Fraction]:
     return {source: exact(share) for source, share in blend.ratios_for(domain).items()}
 
@@ -146,24 +134,21 @@ def cell_name(cell: Cell) -> str:
     return f"{d}/{s}" + (f"/{k}" if k != ANY else "") + (f"[{t}]" if t != ANY else "")
 
 
-def shortfalls(wanted: Mapping[Cell, int], available: Mapping[Cell, int], blend: Blend) -> list[Shortfall]:
-    """Cells whose quota exceeds what is available (times max_repeats when upsampling is allowed)."""
-    found: list[Shortfall] = []
+def check_quotas(wanted: Mapping[Cell, int], available: Mapping[Cell, int], blend: Blend) -> None:
+    """Every cell's quota is within what is available (times max_repeats when upsampling is allowed); else one
+    QuotaShortfall that names each cell short, with what it wanted and had."""
+    upsample = blend.upsample
+    short: list[str] = []
     for key, q in wanted.items():
         have = available.get(key, 0)
-        cap = have * blend.upsample.max_repeats if blend.upsample.allowed else have
+        cap = have * upsample.max_repeats if upsample.allowed else have
         if q > cap:
-            found.append(Shortfall(cell_name(key), q, have, cap if blend.upsample.allowed else None))
-    return found
-
-
-def raise_shortfalls(found: list[Shortfall], blend: Blend) -> None:
-    if not found:
+            short.append(f"{cell_name(key)} wanted {q}, available {have}" + (f" (at most {cap} with upsampling)" if upsample.allowed else ""))
+    if not short:
         return
     hint = (
-        f"raise blend.upsample.max_repeats (now {blend.upsample.max_repeats}), add input or lower blend.size"
-        if blend.upsample.allowed
+        f"raise blend.upsample.max_repeats (now {upsample.max_repeats}), add input or lower blend.size"
+        if upsample.allowed
         else "add input, lower blend.size, or set blend.upsample.allowed with a max_repeats"
     )
-    listed = "; ".join(s.describe() for s in found)
-    raise QuotaShortfall(f"blend: quota cannot be met for {len(found)} cell(s): {listed}; {hint}")
+    raise QuotaShortfall(f"blend: quota cannot be met for {len(short)} cell(s): {'; '.join(short)}; {hint}")
