@@ -38,6 +38,18 @@ class Persona:
     lead_time_s: tuple[float, float] = (20.0, 60.0)  # uniform range
 
 
+def panel(*, steady_error: float, steady_cancel: float, hasty_error: float, hasty_skip: float) -> list[Persona]:
+    """The five annotators of the end-to-end tests: careful, steady (cancels some), hasty (skips some), solid, and
+    anchored (takes a shown suggestion). A test sets how often steady and hasty err, cancel and skip."""
+    return [
+        Persona("careful", error_rate=0.05, lead_time_s=(30.0, 90.0)),
+        Persona("steady", error_rate=steady_error, cancel_rate=steady_cancel, lead_time_s=(20.0, 60.0)),
+        Persona("hasty", error_rate=hasty_error, skip_rate=hasty_skip, lead_time_s=(8.0, 25.0)),
+        Persona("solid", error_rate=0.10, lead_time_s=(25.0, 70.0)),
+        Persona("anchored", error_rate=0.20, follows_suggestion=True, lead_time_s=(2.0, 6.0)),
+    ]
+
+
 @dataclass(frozen=True)
 class Act:
     annotator: str  # persona name
@@ -107,6 +119,15 @@ class SimulatedAnnotator:
         self.acts.append(Act(self.persona.name, self.annotator_id, task_id, int(task["id"]), int(posted.json()["id"]), outcome,
                              meant, None if outcome == "skipped" else side, suggestion is not None, lead))
         return True
+
+
+def sign_up(label_studio: Any, personas: list[Persona]) -> list[SimulatedAnnotator]:
+    """A Label Studio user per persona (signed up in order, through the invite link), each annotating as itself."""
+    annotators = []
+    for persona in personas:
+        account = label_studio.create_annotator(persona.name)
+        annotators.append(SimulatedAnnotator(persona, account.email, account.token, account.user_id))
+    return annotators
 
 
 def _suggested_side(task: dict[str, Any]) -> str | None:

@@ -18,22 +18,11 @@ from prefmix.routing.queue import shown_order
 
 from prefmix.config import Aggregation, HumanShard
 from tests.routing.routing_queue_helpers import DOMAINS, build_queue
-from tests.routing.simulated_annotators import (
-    Act,
-    Persona,
-    SimulatedAnnotator,
-    run_annotators,
-)
+from tests.routing.simulated_annotators import Act, panel, run_annotators, sign_up
 
 pytestmark = pytest.mark.labelstudio
 
-PERSONAS = [
-    Persona("careful", error_rate=0.05, lead_time_s=(30.0, 90.0)),
-    Persona("steady", error_rate=0.15, cancel_rate=0.2, lead_time_s=(20.0, 60.0)),
-    Persona("hasty", error_rate=0.25, skip_rate=0.2, lead_time_s=(8.0, 25.0)),
-    Persona("solid", error_rate=0.10, lead_time_s=(25.0, 70.0)),
-    Persona("anchored", error_rate=0.20, follows_suggestion=True, lead_time_s=(2.0, 6.0)),
-]
+PERSONAS = panel(steady_error=0.15, steady_cancel=0.2, hasty_error=0.25, hasty_skip=0.2)
 SEED = 11
 
 
@@ -45,10 +34,7 @@ def round_trip(label_studio: Any, tmp_path_factory: pytest.TempPathFactory) -> d
     began = time.monotonic()
     pushed = ls_mod.push(queue, label_studio.url, label_studio.token, title)
     timings = {"push_s": time.monotonic() - began}
-    annotators = []
-    for persona in PERSONAS:
-        account = label_studio.create_annotator(persona.name)
-        annotators.append(SimulatedAnnotator(persona, account.email, account.token, account.user_id))
+    annotators = sign_up(label_studio, PERSONAS)
     began = time.monotonic()
     acts = run_annotators(label_studio.url, pushed.project_id, annotators, queue, truth, seed=SEED)
     timings["annotate_s"] = time.monotonic() - began

@@ -24,19 +24,13 @@ from prefmix.routing.select import half_up
 from prefmix.config import load
 from prefmix.records import to_arrow
 from prefmix.store import write_parquet
-from tests.routing.simulated_annotators import Act, Persona, SimulatedAnnotator, run_annotators
+from tests.routing.simulated_annotators import Act, panel, run_annotators, sign_up
 from tests.support.cli import last_json, prefmix
 
 pytestmark = pytest.mark.labelstudio
 
 DOMAINS = ["general", "finance", "medicine", "law"]
-PERSONAS = [
-    Persona("careful", error_rate=0.05, lead_time_s=(30.0, 90.0)),
-    Persona("steady", error_rate=0.10, cancel_rate=0.15, lead_time_s=(20.0, 60.0)),
-    Persona("hasty", error_rate=0.15, skip_rate=0.15, lead_time_s=(8.0, 25.0)),
-    Persona("solid", error_rate=0.10, lead_time_s=(25.0, 70.0)),
-    Persona("anchored", error_rate=0.20, follows_suggestion=True, lead_time_s=(2.0, 6.0)),
-]
+PERSONAS = panel(steady_error=0.10, steady_cancel=0.15, hasty_error=0.15, hasty_skip=0.15)
 TASKS = 72
 SEED = 11
 
@@ -83,10 +77,7 @@ def e2e(label_studio: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str
     queue = Queue.model_validate_json((store / "routing" / "queues" / summary["queue_id"] / "queue.json").read_text())
     answers = {i.task_id: (i.gold_label if i.is_gold else truth[i.record_id]) for i in queue.items}
 
-    annotators = []
-    for persona in PERSONAS:
-        account = label_studio.create_annotator(persona.name)
-        annotators.append(SimulatedAnnotator(persona, account.email, account.token, account.user_id))
+    annotators = sign_up(label_studio, PERSONAS)
     acts = run_annotators(label_studio.url, summary["pushed"]["project_id"], annotators, queue, answers, seed=SEED)
 
     pulled = prefmix("route", "pull", "--config", str(config_path), "--json", env=env)
