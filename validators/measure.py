@@ -70,3 +70,12 @@ def flagged_samples(df: pl.DataFrame, mask: pl.Expr, fields: Sequence[str], keep
          **{f: excerpt(r[f], find) for f in fields}}
         for r in rows.iter_rows(named=True)
     ]
+
+
+def rows_samples(df: pl.DataFrame, rows: Sequence[int], fields: Sequence[str], keep: int,
+                 find: str | None = None) -> list[dict[str, Any]]:
+    """flagged_samples for rows already found (row numbers, ascending): the first `keep` of them."""
+    if keep <= 0:
+        return []
+    picked = df[[int(r) for r in rows[:keep]]]
+    return flagged_samples(picked, pl.lit(True), fields, keep, find)
