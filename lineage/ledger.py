@@ -11,7 +11,12 @@ version adds the record and closed when one removes it. A version that holds eve
 per new row and touches nothing else, so the ledger grows with new rows and changes, not with version size.
 
 - trace: records by record_id (index) -> its spans -> the versions in them.
-- impact: matching records (by origin, tag) -> their spans, grouped by (first, last) -> versions and row counts.
+- impact by selector (delivery, vendor, teacher, annotator) and by origin: `tallies`, kept with the spans, count
+  how many records of each selector value every stretch [first, last] of a line holds, so impact reads one row
+  per value and stretch (a few hundred for a year of nightly versions), however many records match. A version
+  adds one tally per value among its new rows and moves the counts of the values among its removed rows, so
+  tallies grow with new rows and changes too (at most one per origin and tag of a changed row, far fewer
+  in practice).
 - diff vA vB: spans opened in (A, B] that cover B, less records covered at A; and the mirror for removals.
   Both are range seeks on (line, first) and (line, last), proportional to the change.
 
@@ -36,7 +41,7 @@ from prefmix.contract import Manifest, ManifestInput, Retraction
 from prefmix.errors import UserError
 from prefmix.store import Store, fsync_dir
 
-LAYOUT = "2"  # bump when a table changes; an older ledger is rebuilt from the manifests
+LAYOUT = "3"  # bump when a table changes; an older ledger is rebuilt from the manifests
 INSERT_CHUNK = 20_000
 IN_CHUNK = 2_000  # ids per IN (...) list (SQLite caps bound parameters)
 BUSY_TIMEOUT_S = 5
@@ -154,6 +159,22 @@ spans = sa.Table(
     sa.Column("removed_reason", sa.String),
     sa.Index("spans_line_first", "line_pk", "first"),
     sa.Index("spans_line_last", "line_pk", "last"),
+)
+
+# How many spans of a line's stretch [first, last] are of records a selector value matches: kind "origin" (value:
+# origins.pk; the delivery selector is its origins by sha256) or a tag kind (annotator, teacher, vendor; value: the
+# tag). One row per value and stretch, written with the spans it counts: a version's new spans add (value,
+# position, NULL) rows, closing spans moves their count to (value, first, position - 1).
+tallies = sa.Table(
+    "tallies",
+    metadata,
+    sa.Column("line_pk", sa.Integer, nullable=False),
+    sa.Column("kind", sa.String, nullable=False),
+    sa.Column("value", sa.String, nullable=False),
+    sa.Column("first", sa.Integer, nullable=False),
+    sa.Column("last", sa.Integer),
+    sa.Column("rows", sa.BigInteger, nullable=False),
+    sa.Index("tallies_value", "kind", "value", "line_pk", "first"),
 )
 
 # Every landing-zone file a version saw: status 'ingested' (this version took it) or 'duplicate' (same bytes
@@ -344,7 +365,8 @@ class Ledger:
         return int(pk), 0
 
     def _apply(self, conn: sa.Connection, line_pk: int, position: int, batch_pk: int, frame: pl.DataFrame) -> int:
-        """Open a span for every added row (storing its lineage if it is new) and close the span of every removed one."""
+        """Open a span for every added row (storing its lineage if it is new) and close the span of every removed one;
+        the tallies move with them."""
         added = frame.filter(pl.col("change") == "added")
         removed = frame.filter(pl.col("change") == "removed")
         if added.height:
@@ -353,16 +375,45 @@ class Ledger:
                                 pl.lit(None, pl.Int64).alias("last"), pl.col("reason").alias("added_reason"))
             for chunk in rows.iter_slices(INSERT_CHUNK):
                 conn.execute(spans.insert(), chunk.to_dicts())
+            self._tally(conn, line_pk, position, closed=False)
         if removed.height:
             keyed = self._record_keys(conn, removed, None)
             for reason, group in keyed.group_by("reason"):
                 for pks in _chunks(group["record_pk"].to_list()):
                     conn.execute(
-                        spans.update()
-                        .where(spans.c.line_pk == line_pk, spans.c.last.is_(None), spans.c.record_pk.in_(pks))
+                        spans.update()  # `+ 0`: the record_pk index, not every open span of the line (spans_line_last)
+                        .where(spans.c.line_pk + 0 == line_pk, spans.c.last.is_(None), spans.c.record_pk.in_(pks))
                         .values(last=position - 1, removed_reason=reason[0])
                     )
+            self._tally(conn, line_pk, position, closed=True)
         return added.height
+
+    def _tally(self, conn: sa.Connection, line_pk: int, position: int, closed: bool) -> None:
+        """Count the spans indexing `position` opened (first = position) or closed (last = position - 1: only this
+        version closes spans there) into the tallies, by the record's origin and by each of its stored tags: opened
+        ones add (value, position, NULL) rows; closed ones move their count from (value, first, NULL) to (value,
+        first, position - 1). Counted in the database: a range seek on the line, as many rows as the change."""
+        where = (spans.c.line_pk == line_pk, spans.c.last == position - 1 if closed else spans.c.first == position)
+        by_origin = (sa.select(records.c.origin_pk, spans.c.first, sa.func.count())
+                     .select_from(spans.join(records, records.c.pk == spans.c.record_pk)).where(*where)
+                     .group_by(records.c.origin_pk, spans.c.first))
+        by_tag = (sa.select(tags.c.kind, tags.c.value, spans.c.first, sa.func.count())
+                  .select_from(spans.join(tags, tags.c.record_pk == spans.c.record_pk)).where(*where)
+                  .group_by(tags.c.kind, tags.c.value, spans.c.first))
+        counts = sorted([("origin", str(o), int(f), int(n)) for o, f, n in conn.execute(by_origin)]
+                        + [(k, v, int(f), int(n)) for k, v, f, n in conn.execute(by_tag)])
+        if not counts:
+            return
+        if closed:
+            moved = [{"k": k, "v": v, "f": f, "n": n} for k, v, f, n in counts]
+            key = (tallies.c.line_pk == line_pk, tallies.c.kind == sa.bindparam("k"), tallies.c.value == sa.bindparam("v"),
+                   tallies.c.first == sa.bindparam("f"), tallies.c.last.is_(None))
+            conn.execute(tallies.update().where(*key).values(rows=tallies.c.rows - sa.bindparam("n")), moved)
+            conn.execute(tallies.delete().where(*key, tallies.c.rows <= 0), [{"k": k, "v": v, "f": f} for k, v, f, _ in counts])
+        last = position - 1 if closed else None
+        for chunk in _chunks(counts, INSERT_CHUNK):
+            conn.execute(tallies.insert(), [{"line_pk": line_pk, "kind": k, "value": v, "first": f, "last": last, "rows": n}
+                                            for k, v, f, n in chunk])
 
     def _record_keys(self, conn: sa.Connection, frame: pl.DataFrame, batch_pk: int | None) -> pl.DataFrame:
         """frame + record_pk; with batch_pk, rows the ledger does not know yet are stored (lineage once)."""
@@ -600,11 +651,10 @@ class Ledger:
                 for v in self._positions(conn, r.line_pk, r.first, last):
                     entry = found.setdefault(v["batch_id"], v | {"matched": []})
                     entry["matched"].append({"role": r.role, "path": r.path, "sha256": r.sha256, "run_id": r.run_id})
-            origin_pks = list(conn.execute(sa.select(origins.c.pk).where(sa.or_(origins.c.uri.in_(uris), origins.c.sha256 == ref))).scalars())
-            for origin_pk in origin_pks:
-                origin = conn.execute(sa.select(origins.c.uri, origins.c.sha256).where(origins.c.pk == origin_pk)).first()
-                matched = sa.select(records.c.pk).where(records.c.origin_pk == origin_pk)
-                for v, rows in self._counts(conn, matched):
+            matched = conn.execute(sa.select(origins.c.pk, origins.c.uri, origins.c.sha256)
+                                   .where(sa.or_(origins.c.uri.in_(uris), origins.c.sha256 == ref)).order_by(origins.c.pk)).all()
+            for origin in matched:
+                for v, rows in self._tallied(conn, "origin", [str(origin.pk)]):
                     entry = found.setdefault(v["batch_id"], v | {"matched": []})
                     entry["matched"].append({"role": "origin", "path": origin.uri, "sha256": origin.sha256, "run_id": None, "rows": rows})
         return sorted(found.values(), key=lambda e: (e["created_at"] or "", e["batch_id"]))
@@ -613,8 +663,14 @@ class Ledger:
         """Every version (or batch) holding records a retraction selector matches, with how many rows."""
         self.create()
         with self.begin() as conn:
-            matched = self.selected(kind, value)
-            return [v | {"rows": rows} for v, rows in self._counts(conn, matched, dataset)]
+            if kind == "delivery":  # its origins: the same bytes may have come under more than one name
+                sha = value.removeprefix("sha256:")
+                kind, values = "origin", [str(pk) for pk in conn.execute(sa.select(origins.c.pk).where(origins.c.sha256 == sha)).scalars()]
+            elif kind in ("annotator", "teacher", "vendor"):
+                values = [value]
+            else:
+                raise UserError(f"selector {kind!r}: expected delivery, annotator, vendor or teacher")
+            return [v | {"rows": rows} for v, rows in self._tallied(conn, kind, values, dataset)]
 
     def selected(self, kind: str, value: str) -> sa.Select[Any]:
         """The records a selector matches, as a subquery of record pks (delivery: the origin file's sha256;
@@ -639,21 +695,23 @@ class Ledger:
         return [{"batch_id": r.batch_id, "status": r.status, "location": r.location, "created_at": r.created_at,
                  "dataset": r.dataset, "version": r.version if r.dataset else None} for r in conn.execute(query)]
 
-    def _counts(self, conn: sa.Connection, matched: sa.Select[Any], dataset: str | None = None) -> list[tuple[dict[str, Any], int]]:
-        """(position, rows of `matched` it holds) for every position holding any: spans grouped by stretch."""
-        sub = matched.subquery()
-        last = sa.func.coalesce(spans.c.last, lines.c.latest)
-        query = (sa.select(spans.c.line_pk, spans.c.first, last.label("last"), sa.func.count().label("n"))
-                 .select_from(spans.join(lines, lines.c.pk == spans.c.line_pk))
-                 .where(spans.c.record_pk.in_(sa.select(sub.c[0])))
-                 .group_by(spans.c.line_pk, spans.c.first, last))
+    def _tallied(self, conn: sa.Connection, kind: str, values: list[str], dataset: str | None = None) -> list[tuple[dict[str, Any], int]]:
+        """(position, rows of the selector values it holds) for every position holding any: the values' tallies, one
+        row per stretch, summed over the positions each covers (no record is read)."""
+        if not values:
+            return []
+        last = sa.func.coalesce(tallies.c.last, lines.c.latest)
+        query = (sa.select(tallies.c.line_pk, tallies.c.first, last.label("last"), sa.func.sum(tallies.c.rows).label("n"))
+                 .select_from(tallies.join(lines, lines.c.pk == tallies.c.line_pk))
+                 .where(tallies.c.kind == kind, tallies.c.value.in_(values))
+                 .group_by(tallies.c.line_pk, tallies.c.first, last))
         if dataset is not None:
             query = query.where(lines.c.name == f"dataset:{dataset}")
         per: dict[tuple[int, int], int] = {}
         bounds: dict[int, tuple[int, int]] = {}
         for r in conn.execute(query):
             for position in range(r.first, r.last + 1):
-                per[(r.line_pk, position)] = per.get((r.line_pk, position), 0) + r.n
+                per[(r.line_pk, position)] = per.get((r.line_pk, position), 0) + int(r.n)
             lo, hi = bounds.get(r.line_pk, (r.first, r.last))
             bounds[r.line_pk] = (min(lo, r.first), max(hi, r.last))
         out: list[tuple[dict[str, Any], int]] = []

@@ -121,6 +121,73 @@ def test_retraction_leaves_rows_out_and_impact_lists_the_versions_that_held_them
     assert len(read_retractions(store)) == 1
 
 
+def _from_spans(ledger: Ledger, kind: str, value: str, dataset: str | None) -> dict[int | None, int]:
+    """version -> rows a selector matches, counted from the matched records' own spans (what tallies must equal)."""
+    import sqlalchemy as sa
+
+    from prefmix.lineage.ledger import lines, origins, records, spans, tags
+
+    if kind == "delivery":
+        matched = sa.select(records.c.pk).where(records.c.origin_pk.in_(sa.select(origins.c.pk).where(origins.c.sha256 == value)))
+    else:
+        matched = sa.select(tags.c.record_pk).where(tags.c.kind == kind, tags.c.value == value)
+    query = (sa.select(spans.c.first, sa.func.coalesce(spans.c.last, lines.c.latest), lines.c.dataset)
+             .select_from(spans.join(lines, lines.c.pk == spans.c.line_pk)).where(spans.c.record_pk.in_(matched)))
+    if dataset is not None:
+        query = query.where(lines.c.dataset == dataset)
+    out: dict[int | None, int] = {}
+    with ledger.begin() as conn:
+        for first, last, name in conn.execute(query):
+            for version in range(first, last + 1):
+                key = version if name else None
+                out[key] = out.get(key, 0) + 1
+    return out
+
+
+def _selectors(records: dict[str, Path]) -> list[tuple[str, str]]:
+    shas = sorted({pl.read_parquet(path)["origin_sha256"][0] for path in records.values()})
+    return [*(("delivery", sha) for sha in shas), ("vendor", "vendor-a"), ("vendor", "vendor-b"), ("annotator", "a1"),
+            ("annotator", "a2"), ("teacher", "tiny"), ("vendor", "nobody")]
+
+
+def test_impact_by_selector_counts_the_rows_each_version_holds_after_additions_and_removals(store, dataset_config, records,
+                                                                                            two_versions):
+    url = dataset_config.lineage.ledger_url
+    record(store, url, "vendor", "vendor-a", "mislabelled")
+    publish_version(store, dataset_config, DATASET, "2026-12-03", [], ledger_url=url, rules=read_retractions(store))
+    ledger = Ledger.for_reading(store, url)
+    answers = {}
+    for kind, value in _selectors(records):
+        for dataset in (DATASET, None):
+            got = {v["version"]: v["rows"] for v in ledger.impact_selector(kind, value, dataset)}
+            assert got == _from_spans(ledger, kind, value, dataset), (kind, value)
+            answers[(kind, value, dataset)] = got
+    vendor_a = answers[("vendor", "vendor-a", DATASET)]
+    assert sorted(vendor_a) == [1, 2] and vendor_a[1] > 0  # retracted: v3 closed their spans, holds none
+    assert ledger.size()["tallies"] < ledger.size()["spans"]
+    reindex(store, url)
+    again = Ledger.for_reading(store, url)
+    assert {k: {v["version"]: v["rows"] for v in again.impact_selector(*k)} for k in answers} == answers
+
+
+def test_a_ledger_without_tallies_is_stale_and_rebuilt_by_recover(store, dataset_config, records, two_versions):
+    import sqlalchemy as sa
+
+    url = dataset_config.lineage.ledger_url
+    ledger = Ledger.for_reading(store, url)
+    before = {k: ledger.impact_selector(*k, DATASET) for k in _selectors(records)}
+    with ledger.begin() as conn:  # the layout before tallies
+        conn.execute(sa.text("DROP TABLE tallies"))
+        conn.execute(sa.text("UPDATE meta SET value = '2' WHERE key = 'layout'"))
+    ledger.engine.dispose()
+    with pytest.raises(Exception, match="older layout"):
+        Ledger.for_reading(store, url)
+    report = recover(store, url)
+    assert report.reindexed and report.ledger_error is None
+    again = Ledger.for_reading(store, url)
+    assert {k: again.impact_selector(*k, DATASET) for k in before} == before
+
+
 def test_reindex_from_the_manifests_answers_the_same(store, dataset_config, records, two_versions):
     url = dataset_config.lineage.ledger_url
     rid = pl.read_parquet(records["syn2"])["record_id"][0]
