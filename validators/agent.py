@@ -26,6 +26,7 @@ from prefmix.errors import InputError
 from prefmix.records import POLARS_SCHEMA
 from prefmix.trajectories.checks import tool_output_in_completion, unlinked_tool_messages
 from prefmix.validators.measure import Measure, excerpt
+from prefmix.validators.metrics import all_null
 
 CHECKS = ("tool_linking", "task_group_split", "chat_template_prefix", "benchmark_overlap")
 COLUMNS = ("record_id", "source", "domain", "kind", "split", "context", "chosen_messages", "rejected_messages", "tools",
@@ -34,19 +35,27 @@ SIDES = ("chosen_messages", "rejected_messages")
 
 
 def read_rows(files: Sequence[Path]) -> pl.DataFrame:
-    """The batch's conversational rows: a kind other than single_turn, or messages."""
+    """The batch's conversational rows: a kind other than single_turn, or messages. Files are scanned with
+    the filter pushed down (only the rows it keeps are read whole), `kind` left out of it when the file's
+    statistics say it is all null."""
     frames = []
     for path in files:
-        names = pq.read_schema(path).names
+        meta = pq.ParquetFile(path).metadata
+        names = meta.schema.to_arrow_schema().names
         present = [c for c in COLUMNS if c in names]
-        if not {"kind", "context", "chosen_messages"} & set(present):
+        terms = []
+        if "kind" in present and not all_null(meta, "kind"):
+            terms.append(pl.col("kind").is_not_null() & (pl.col("kind") != "single_turn"))
+        # (lists: an empty list is not null, and the statistics cannot tell the two apart)
+        terms += [pl.col(c).is_not_null() for c in ("context", "chosen_messages") if c in present]
+        if not terms:
             continue
-        frame = pl.scan_parquet(path).select(present).collect()
+        frame = pl.scan_parquet(path).select(present).filter(pl.any_horizontal(terms)).collect()
         frame = frame.with_columns([pl.lit(None, dtype=POLARS_SCHEMA[c]).alias(c) for c in COLUMNS if c not in present])
         frames.append(frame.select(COLUMNS))
-    rows = pl.concat(frames, how="vertical_relaxed") if frames else pl.DataFrame(schema={c: POLARS_SCHEMA[c] for c in COLUMNS})
-    agent = pl.col("kind").is_not_null() & (pl.col("kind") != "single_turn")
-    return rows.filter(agent | pl.col("context").is_not_null() | pl.col("chosen_messages").is_not_null())
+    if not frames:
+        return pl.DataFrame(schema={c: POLARS_SCHEMA[c] for c in COLUMNS})
+    return pl.concat(frames, how="vertical_relaxed")
 
 
 def measure(config: Config, files: Sequence[Path], earlier: Sequence[Path], keep: int, active: set[str]) -> list[Measure]:

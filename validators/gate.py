@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -26,14 +27,30 @@ def run_gate(config: Config, batch_dir: Path, facts: GateFacts | None = None) ->
     user = suites.load(config.gate) if config.gate.suites else []
     keep = config.gate.samples
     batch = metrics.read_batch(batch_dir, with_annotation=facts.human_agreement is None)
-    measures = metrics.measure(config, batch, facts.human_agreement, facts.judge_human, active)
     kept: dict[str, Any] = {}
-    if active & OVERLAP:
-        near, kept = overlap.measure(batch.frame, config.gate, batch_dir, keep, active)
-        measures += near
-    if active & set(agent.CHECKS):
-        earlier = earlier_batches(batch_dir) if "task_group_split" in active else []
-        measures += agent.measure(config, batch.files, earlier, keep, active)
+    # The overlap checks (tokenising every prompt: the longest step) run beside the row and agent checks and
+    # the summary figure; measures and errors come in the order the steps are listed.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="prefmix-gate") as side:
+        near = side.submit(_overlap, batch.frame, config, batch_dir, keep, active) if active & OVERLAP else None
+        measures = metrics.measure(config, batch, facts.human_agreement, facts.judge_human, active)
+        try:
+            agent_measures = []
+            if active & set(agent.CHECKS):
+                earlier = earlier_batches(batch_dir) if "task_group_split" in active else []
+                agent_measures = agent.measure(config, batch.files, earlier, keep, active)
+        except Exception:
+            if near is not None:
+                near.result()  # an overlap error comes first, as it would have without the thread
+            raise
+        try:  # the summary figure while the overlap checks finish; a failure surfaces where the PNG is written
+            figure: Any = report.summary_figure(batch.frame)
+        except Exception as exc:
+            figure = exc
+        sketch_data = None
+        if near is not None:
+            near_measures, kept, sketch_data = near.result()
+            measures += near_measures
+        measures += agent_measures
 
     rows = metrics.rows_frame(batch, batch_dir) if user else None
     run = suite.validate(measures, severities, batch_dir.name, user, rows, keep)
@@ -62,8 +79,10 @@ def run_gate(config: Config, batch_dir: Path, facts: GateFacts | None = None) ->
     else:
         suite.forget(run)
         docs = None
-    png = report.summary_png(batch.frame, out / "summary.png", f"{batch_dir.name}: {verdict}")
-    overlap.write_sketch(kept, out)
+    if isinstance(figure, Exception):
+        raise figure
+    png = report.finish_png(figure, out / "summary.png", f"{batch_dir.name}: {verdict}")
+    overlap.write_sketch(kept, out, sketch_data)
     page = html.write_report(
         out / "report.html", batch_id=batch_dir.name, verdict=verdict, checks=checks, failed_critical=failed_critical,
         failed_warning=failed_warning, frame=batch.frame, facts=facts, pictures=[png, out / "composition.png"],
@@ -77,6 +96,13 @@ def run_gate(config: Config, batch_dir: Path, facts: GateFacts | None = None) ->
         report=GateReport(data_docs=str(docs) if docs else None, summary_png=str(png), validation_json=str(validation_json),
                           html=str(page)),
     )
+
+
+def _overlap(frame: Any, config: Config, batch_dir: Path, keep: int,
+             active: set[str]) -> tuple[list[metrics.Measure], dict[str, Any], bytes | None]:
+    """The overlap measures, the sketch to keep and its file's bytes (made here, written with the report)."""
+    near, kept = overlap.measure(frame, config.gate, batch_dir, keep, active)
+    return near, kept, overlap.sketch_bytes(kept)
 
 
 def _user_check(u: suites.UserCheck, result: dict[str, Any], keep: int) -> GateCheck:

@@ -19,13 +19,15 @@ import pyarrow.parquet as pq
 from prefmix.config import Config
 from prefmix.errors import InputError
 from prefmix.records import POLARS_SCHEMA, SCHEMA, SOURCES, SPLITS, upcast
-from prefmix.validators import content, textbytes
+from prefmix.validators import content, textbytes, threads
 from prefmix.validators.measure import Measure, flagged_samples, rows_samples
 
 TEXT = ("prompt", "chosen", "rejected")
 # Columns the gate reads; the rest of the canonical schema is only type-checked.
-NEEDED = ("record_id", *TEXT, "domain", "source", "chosen_score", "rejected_score", "split", "annotation")
+NEEDED = ("record_id", *TEXT, "domain", "source", "chosen_score", "rejected_score", "split", "kind", "annotation")
 FINISH = "finish_reasons"  # generation.finish_reasons, read on its own (the whole struct costs more than the texts)
+# generation fields read on their own, with their types: the finish reasons and the judge's expected scores
+GENERATION_FIELDS = {FINISH: pl.List(pl.String), "chosen_expected": pl.Float64, "rejected_expected": pl.Float64}
 
 # One combined pattern so each candidate text is scanned once. Kinds: e-mail
 # address; North-American phone number (separators, optional +1 / brackets);
@@ -81,45 +83,56 @@ def _schema_problems(path: Path, schema: pa.Schema) -> list[str]:
 def read_batch(batch_dir: Path, with_annotation: bool = True) -> Batch:
     """Read the columns the gate needs from batch_dir/data/*.parquet, coercing what it can."""
     files = data_files(batch_dir)
-    problems: list[str] = []
-    frames: list[pl.DataFrame] = []
-    invalid = 0
     wanted = [c for c in NEEDED if with_annotation or c != "annotation"]
-    for path in files:
-        try:
-            schema = pq.read_schema(path)
-        except (pa.ArrowException, OSError) as exc:
-            raise InputError(f"{path}: not a readable Parquet file ({str(exc).splitlines()[0]})") from None
-        problems.extend(_schema_problems(path, schema))
-        present = [c for c in wanted if c in schema.names]
-        try:
-            frame = pl.read_parquet(path, columns=present)
-        except pl.exceptions.ComputeError as exc:
-            if "utf-8" not in str(exc).lower():
-                raise InputError(f"{path}: not a readable Parquet file ({str(exc).splitlines()[0]})") from None
-            frame, bad = _read_repairing(path, present)
-            invalid += bad
-        frames.append(_coerce(frame, wanted).with_columns(_finish_reasons(path, frame.height)))
+    read = threads.ordered_map(lambda path: _read_file(path, wanted), files)  # files side by side
+    problems = [p for _, file_problems, _ in read for p in file_problems]
+    frames = [frame for frame, _, _ in read]
+    invalid = sum(bad for _, _, bad in read)
     return Batch(pl.concat(frames, how="vertical") if len(frames) > 1 else frames[0], problems, files, invalid)
 
 
-def _finish_reasons(path: Path, rows: int) -> pl.Series:
-    """generation.finish_reasons of a file; all null without reading when the file's metadata says so."""
-    empty = pl.Series(FINISH, [None] * rows, dtype=pl.List(pl.String))
+def _read_file(path: Path, wanted: list[str]) -> tuple[pl.DataFrame, list[str], int]:
+    """One data file: its coerced frame, its schema problems and its rows with invalid UTF-8."""
+    try:
+        schema = pq.read_schema(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise InputError(f"{path}: not a readable Parquet file ({str(exc).splitlines()[0]})") from None
+    problems = _schema_problems(path, schema)
+    present = [c for c in wanted if c in schema.names]
+    bad = 0
+    try:
+        frame = pl.read_parquet(path, columns=present)
+    except pl.exceptions.ComputeError as exc:
+        if "utf-8" not in str(exc).lower():
+            raise InputError(f"{path}: not a readable Parquet file ({str(exc).splitlines()[0]})") from None
+        frame, bad = _read_repairing(path, present)
+    return _coerce(frame, wanted).with_columns(_generation_fields(path, frame.height)), problems, bad
+
+
+def _generation_fields(path: Path, rows: int) -> list[pl.Series]:
+    """GENERATION_FIELDS of a file's generation struct; a field all null by the file's metadata is not read."""
+    empty = [pl.Series(name, [None] * rows, dtype=dtype) for name, dtype in GENERATION_FIELDS.items()]
     try:
         meta = pq.ParquetFile(path).metadata
-        leaf = next((i for i in range(meta.num_columns)
-                     if meta.row_group(0).column(i).path_in_schema.startswith("generation.finish_reasons")), None)
-        if leaf is None:
+        wanted = [name for name in GENERATION_FIELDS if not all_null(meta, f"generation.{name}")]
+        if not wanted:
             return empty
-        stats = [meta.row_group(g).column(leaf).statistics for g in range(meta.num_row_groups)]
-        if all(st is not None and st.has_null_count and st.null_count == meta.row_group(g).column(leaf).num_values
-               for g, st in enumerate(stats)):
-            return empty
-        read = pl.scan_parquet(path).select(pl.col("generation").struct.field(FINISH)).collect()
-        return read.to_series().cast(pl.List(pl.String), strict=False).alias(FINISH)
-    except Exception:  # an old or odd file: no finish reasons (the schema check reports real problems)
+        read = pl.scan_parquet(path).select(pl.col("generation").struct.field(*wanted)).collect()
+        return [read[name].cast(dtype, strict=False).alias(name) if name in wanted else blank
+                for (name, dtype), blank in zip(GENERATION_FIELDS.items(), empty)]
+    except Exception:  # an old or odd file: none of them (the schema check reports real problems)
         return empty
+
+
+def all_null(meta: pq.FileMetaData, path: str) -> bool:
+    """The column at `path` (its first leaf, for a list) is null in every row group by the file's statistics;
+    an absent column counts as null."""
+    leaf = next((i for i in range(meta.num_columns) if (meta.row_group(0).column(i).path_in_schema + ".").startswith(path + ".")),
+                None) if meta.num_row_groups else None
+    if leaf is None:
+        return True
+    chunks = [meta.row_group(g).column(leaf) for g in range(meta.num_row_groups)]
+    return all(c.statistics is not None and c.statistics.has_null_count and c.statistics.null_count == c.num_values for c in chunks)
 
 
 def rows_frame(batch: Batch, batch_dir: Path) -> Any:
@@ -235,6 +248,13 @@ def _core(config: Config, batch: Batch, human_agreement: float | None, judge_hum
     ]
     synthetic = pl.col("source") == "synthetic"
     margin = pl.col("chosen_score") - pl.col("rejected_score")
+    # The margin rule is for single-turn judge scores; agent rows carry outcome rewards (0..1), checked by their
+    # own rules. An integer tie the judge broke by expected scores (generation.tie_break) has a margin of its
+    # own: the expected gap, held to generation.expected_margin as when the pair was made.
+    judged = synthetic & (pl.col("kind").is_null() | (pl.col("kind") == "single_turn"))
+    gap = pl.col("chosen_expected") - pl.col("rejected_expected")
+    tie_broken = ((margin == 0) & (gap > 0) & (gap >= config.generation.expected_margin)).fill_null(False) \
+        if config.generation.tie_break == "expected" else pl.lit(False)
     stats = df.select(
         ids_null=pl.col("record_id").null_count(),
         out_of_bounds=pl.any_horizontal([((n < gate.min_chars) | (n > gate.max_chars)).fill_null(False) for n in lengths]).sum(),
@@ -242,8 +262,9 @@ def _core(config: Config, batch: Batch, human_agreement: float | None, judge_hum
         shortest=pl.min_horizontal([n.min() for n in lengths]),
         bad_scores=pl.any_horizontal(score_bad).sum(),
         synthetic_rows=synthetic.fill_null(False).sum(),
-        low_margin=(synthetic & (margin.is_null() | margin.is_nan() | (margin < gate.min_margin))).fill_null(False).sum(),
-        min_margin=pl.when(synthetic).then(margin).min(),
+        low_margin=(judged & (margin.is_null() | margin.is_nan() | ((margin < gate.min_margin) & ~tie_broken))).fill_null(False).sum(),
+        tie_broken=(judged & tie_broken).fill_null(False).sum(),
+        min_margin=pl.when(judged).then(margin).min(),
         human_rows=(pl.col("source") == "human").fill_null(False).sum(),
         bad_source=(~pl.col("source").is_in(SOURCES)).fill_null(True).sum(),
         bad_split=(~pl.col("split").is_in(SPLITS)).fill_null(True).sum(),
@@ -321,9 +342,10 @@ def _core(config: Config, batch: Batch, human_agreement: float | None, judge_hum
                 note=f"scores must be within [{gate.score_min:g}, {gate.score_max:g}]", samples=samples["score_range"],
                 description="chosen/rejected scores within gate.score_min..score_max"),
         Measure("synthetic_margin", stats["low_margin"], max_value=0,
-                observed={"rows_below": stats["low_margin"], "min_margin": stats["min_margin"]},
-                note=f"synthetic chosen_score - rejected_score must be >= {gate.min_margin:g}",
-                description="synthetic judge margin >= gate.min_margin"),
+                observed={"rows_below": stats["low_margin"], "min_margin": stats["min_margin"], "ties_broken_by_expected": stats["tie_broken"]},
+                note=f"single-turn synthetic chosen_score - rejected_score must be >= {gate.min_margin:g}, or an integer tie "
+                f"broken by expected scores at least {config.generation.expected_margin:g} apart",
+                description="single-turn synthetic judge margin >= gate.min_margin (or an expected-score tie-break)"),
         Measure("source_share", overall_dev, max_value=gate.share_tolerance, observed=overall_shares,
                 note=f"expected {ratios}",
                 description="each source's share within tolerance of blend.ratios (domain_ratios weighted by domain rows)"),

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from prefmix.hashing import mix64
 
 SLOTS = 64
 BANDS = 12  # bands of ROWS slots (60 of the 64; all 64 estimate the similarity): candidates with
@@ -26,41 +25,76 @@ MAX_GROUP = 8  # partners checked per text within one band bucket (a bucket of n
 
 def signatures(shingles: np.ndarray, text: np.ndarray, n_texts: int) -> np.ndarray:
     """(n_texts, SLOTS) uint16 signatures; a text without shingles gets all slots 0 and must be left out."""
-    bins = (shingles >> np.uint64(58)).astype(np.int64)  # top 6 bits: the bin (SLOTS = 64)
-    values = (shingles & np.uint64(0xFFFFFFFF)).astype(np.uint32)
+    # bin-major index: each bin is one contiguous row; top 6 bits pick the bin (SLOTS = 64)
+    index = (shingles >> np.uint64(58)) * np.uint64(n_texts) + text.astype(np.uint64)
     table = np.full(SLOTS * n_texts, EMPTY, dtype=np.uint32)
-    np.minimum.at(table, bins * n_texts + text, values)  # bin-major: each bin is one contiguous row
+    np.minimum.at(table, index, shingles.astype(np.uint32))  # the low 32 bits compete
     table = table.reshape(SLOTS, n_texts)
-    _densify(table)
-    return np.ascontiguousarray((table & np.uint32(0xFFFF)).astype(np.uint16).T)
-
-
-def _densify(table: np.ndarray) -> None:
-    """An empty bin takes the next non-empty bin's value (circularly) plus STEP per bin of distance, so two
-    texts with the same non-empty bins fill their empty bins alike. Two sweeps right to left carry the value
-    across: the first finds each text's nearest non-empty bin, the second fills (whole-row vector ops)."""
     empty = table == EMPTY
+    low = table.astype(np.uint16)  # b-bit MinHash: the low 16 bits of each minimum are kept
+    _densify(low, empty)
+    return np.ascontiguousarray(low.T)
+
+
+STEP = 0x9E3779B1
+
+
+def _densify(table: np.ndarray, empty: np.ndarray) -> None:
+    """An empty bin takes the next non-empty bin's value (circularly) plus STEP per bin of distance, so two
+    texts with the same non-empty bins fill their empty bins alike. One sweep right to left carries the value
+    across (whole-row vector ops), starting from the carry that wraps round from bin 0: the first non-empty
+    bin's value plus one STEP per bin before it. Only the low bits of the sums are kept, so the arithmetic
+    runs in the table's own width (uint16: the same low 16 bits as 32-bit sums)."""
     if not empty.any():
         return
-    carry = np.full(table.shape[1], EMPTY, dtype=np.uint32)
-    step = np.uint32(0x9E3779B1)
-    for sweep in range(2):
-        for j in range(SLOTS - 1, -1, -1):
-            hole = empty[j]
-            carry = np.where(hole, carry + step, table[j])  # (a text with no shingle at all carries noise)
-            if sweep:
-                table[j] = carry
+    slots, n = table.shape
+    kind = table.dtype.type
+    step = kind(STEP & np.iinfo(table.dtype).max)
+    first = np.argmin(empty, axis=0)  # the first non-empty bin (0 when there is none)
+    with np.errstate(over="ignore"):
+        carry = table[first, np.arange(n)] + first.astype(table.dtype) * step
+        # a text with no shingle at all carries noise: EMPTY plus a step per bin of a whole first sweep
+        none = empty[0] & (first == 0)
+        carry[none] = kind(EMPTY & np.iinfo(table.dtype).max) + kind(slots) * step
+        for j in range(slots - 1, -1, -1):
+            carry = np.where(empty[j], carry + step, table[j])
+            table[j] = carry
 
 
 def band_keys(sig: np.ndarray, band: int) -> np.ndarray:
-    """(n,) uint64: band `band`'s ROWS 16-bit slots hashed into one word, salted with the band number."""
-    part = sig[:, band * ROWS : (band + 1) * ROWS].astype(np.uint64)
-    keys = np.full(len(sig), np.uint64((band + 1) * 0xD6E8FEB86659FD93 % (1 << 64)), dtype=np.uint64)
-    for r in range(ROWS):
-        keys ^= part[:, r] << np.uint64(16 * (r % 4))
-        if r % 4 == 3:
-            keys = mix64(keys, in_place=True)
-    return mix64(keys, in_place=True)
+    """(n,) uint64: band `band`'s ROWS 16-bit slots in one word (equal slots, equal key): the first four
+    read as one 64-bit word straight from the signature rows, the fifth folded in by an odd multiplier."""
+    sig = np.ascontiguousarray(sig, dtype=np.uint16)
+    n = len(sig)
+    first = band * ROWS
+    if n == 0:
+        return np.empty(0, dtype=np.uint64)
+    head = np.ndarray((n,), dtype="<u8", buffer=sig, offset=2 * first, strides=(sig.strides[0],))
+    with np.errstate(over="ignore"):
+        return head + sig[:, first + 4].astype(np.uint64) * np.uint64(0xD6E8FEB86659FD93)
+
+
+MEMBER_BITS = 20  # a 128 KB bit set of a band's repeated keys: texts are tested against it before the search
+
+
+def _repeated(column: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(texts ascending, index of their key in the sorted repeated keys) for keys that occur more than once."""
+    ordered = np.sort(column)
+    repeated = ordered[1:][ordered[1:] == ordered[:-1]]
+    if repeated.size == 0:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+    shared = np.unique(repeated)
+    shift = np.uint64(64 - MEMBER_BITS)
+    spread = np.uint64(0x9E3779B97F4A7C15)
+    with np.errstate(over="ignore"):
+        slot = (shared * spread) >> shift
+        table = np.zeros(1 << (MEMBER_BITS - 3), dtype=np.uint8)
+        np.bitwise_or.at(table, slot >> np.uint64(3), np.left_shift(1, (slot & np.uint64(7)).astype(np.uint8)).astype(np.uint8))
+        slot = (column * spread) >> shift
+    maybe = np.flatnonzero((table[slot >> np.uint64(3)] >> (slot & np.uint64(7)).astype(np.uint8)) & 1)
+    where = np.minimum(np.searchsorted(shared, column[maybe]), len(shared) - 1)
+    found = shared[where] == column[maybe]
+    return maybe[found], where[found]
 
 
 def candidate_pairs(sig: np.ndarray) -> np.ndarray:
@@ -70,15 +104,9 @@ def candidate_pairs(sig: np.ndarray) -> np.ndarray:
     n = len(sig)
     found: list[np.ndarray] = []
     for band in range(BANDS):
-        column = band_keys(sig, band)
-        ordered = np.sort(column)
-        repeated = ordered[1:][ordered[1:] == ordered[:-1]]
-        if repeated.size == 0:
+        texts, bucket = _repeated(band_keys(sig, band))
+        if texts.size == 0:
             continue
-        shared = np.unique(repeated)
-        where = np.minimum(np.searchsorted(shared, column), len(shared) - 1)
-        texts = np.flatnonzero(shared[where] == column)
-        bucket = where[texts]
         order = np.argsort(bucket, kind="stable")  # few texts: by bucket, texts ascending within one
         bucket, texts = bucket[order], texts[order]
         starts = np.flatnonzero(np.concatenate([[True], bucket[1:] != bucket[:-1]]))

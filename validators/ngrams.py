@@ -34,6 +34,14 @@ class Words:
     def __len__(self) -> int:
         return len(self.offsets) - 1
 
+    def select(self, texts: np.ndarray) -> "Words":
+        """The words of some texts (indices ascending), as a Words of their own."""
+        counts = self.counts[texts]
+        offsets = np.zeros(len(texts) + 1, dtype=np.int64)
+        np.cumsum(counts, out=offsets[1:])
+        index = np.repeat(self.offsets[texts] - offsets[:-1], counts) + np.arange(int(offsets[-1]), dtype=np.int64)
+        return Words(self.hashes[index], offsets)
+
 
 def words(texts: pl.Series) -> Words:
     """Lowercase, newline/tab as space, split on spaces; empty tokens (runs of spaces) are dropped."""
@@ -44,8 +52,14 @@ def words(texts: pl.Series) -> Words:
     lists = lowered.str.split(" ")
     counts = lists.list.len().to_numpy().astype(np.int64)
     flat = lists.explode()
-    keep = (flat.str.len_bytes() > 0).to_numpy()
     hashes = flat.hash(WORD_SEED).to_numpy()
+    # An empty token comes from an empty text or a space at an end or next to another; without any, every
+    # token is a word (one check per text instead of one per word).
+    gaps = lowered.str.contains("  ", literal=True) | lowered.str.starts_with(" ") | lowered.str.ends_with(" ")
+    if (gaps | (lowered.str.len_bytes() == 0)).any():
+        keep = (flat.str.len_bytes() > 0).to_numpy()
+    else:
+        keep = np.ones(len(hashes), dtype=bool)
     if not keep.all():
         doc = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
         hashes, doc = hashes[keep], doc[keep]
@@ -94,9 +108,11 @@ class Prefix:
             return (self.sums[stops] - self.sums[starts]) * self.inverse[starts]
 
 
-def ngrams(w: Words, n: int, short: bool = False, prefix: Prefix | None = None) -> tuple[np.ndarray, np.ndarray]:
+def ngrams(w: Words, n: int, short: bool = False, prefix: Prefix | None = None,
+           stride: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """(hashes, text index) of every word n-gram; with `short`, a text of fewer than n words gives one
-    n-gram of all its words (shingles for similarity), else none (n-gram overlap)."""
+    n-gram of all its words (shingles for similarity), else none (n-gram overlap). With a stride > 1 only
+    the n-grams starting at every stride-th word of the chunk (counted over all its texts) are made."""
     prefix = prefix or Prefix.of(w)
     total = len(w.hashes)
     counts = w.counts
@@ -104,13 +120,15 @@ def ngrams(w: Words, n: int, short: bool = False, prefix: Prefix | None = None) 
         # Every flat position at once (contiguous slices, no gathers); then drop the n-grams that run past
         # the end of their text: the last n-1 positions of each text.
         m = total - n + 1
+        at = slice(0, m, stride)
         with np.errstate(over="ignore"):
-            grams = (prefix.sums[n:] - prefix.sums[:-n]) * prefix.inverse[:m]
-        valid = np.arange(n, m + n, dtype=np.int32) <= prefix.end[:m]
-        grams, owner = grams[valid], prefix.owner[:m][valid]
+            grams = (prefix.sums[n:][at] - prefix.sums[:-n][at]) * prefix.inverse[:m][at]
+        valid = np.arange(n, m + n, stride, dtype=np.int32) <= prefix.end[:m][at]
+        grams, owner = grams[valid], prefix.owner[:m][at][valid]
     else:
         grams, owner = np.empty(0, np.uint64), np.empty(0, np.int32)
     if short:
+        assert stride == 1, "short texts' shingles are for similarity, which needs every n-gram"
         few = np.flatnonzero((counts > 0) & (counts < n))
         if few.size:
             grams = np.concatenate([grams, prefix.runs(w.offsets[few], w.offsets[few + 1])])

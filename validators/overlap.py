@@ -21,7 +21,7 @@ import polars as pl
 from prefmix.config import Gate
 from prefmix.errors import ConfigError
 from prefmix.store import atomic_write_bytes
-from prefmix.validators import minhash, ngrams
+from prefmix.validators import minhash, ngrams, threads
 from prefmix.validators.earlier import earlier_batches
 from prefmix.validators.measure import Measure, excerpt
 
@@ -34,24 +34,65 @@ OTHER_SOURCE = 4
 PROBE_BITS = 25  # a 4 MB bit set (cache-friendly) filters n-gram look-ups before the exact search
 
 
+def _bit_table(grams: np.ndarray) -> np.ndarray:
+    slot = grams & np.uint64((1 << PROBE_BITS) - 1)
+    table = np.zeros(1 << (PROBE_BITS - 3), dtype=np.uint8)
+    np.bitwise_or.at(table, slot >> np.uint64(3), np.left_shift(1, (slot & np.uint64(7)).astype(np.uint8)).astype(np.uint8))
+    return table
+
+
+def _member(grams: np.ndarray, sorted_grams: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """Which of grams are in sorted_grams (a table lookup first, the exact search on the few that pass)."""
+    slot = grams & np.uint64((1 << PROBE_BITS) - 1)
+    maybe = np.flatnonzero((table[slot >> np.uint64(3)] >> (slot & np.uint64(7)).astype(np.uint8)) & 1)
+    out = np.zeros(len(grams), dtype=bool)
+    if maybe.size and sorted_grams.size:
+        where = np.minimum(np.searchsorted(sorted_grams, grams[maybe]), len(sorted_grams) - 1)
+        out[maybe] = sorted_grams[where] == grams[maybe]
+    return out
+
+
+def probe_stride(n: int) -> int:
+    """Every n-gram of a prompt holds a (n - k + 1)-gram starting at a multiple of k (k = n // 3, counted
+    over the chunk's words): looking those up in all the eval set's (n - k + 1)-grams finds every prompt
+    that can share an n-gram with it, for a k-th of the look-ups."""
+    return max(1, n // 3)
+
+
 @dataclass(frozen=True)
 class EvalSet:
-    """The n-gram hashes (sorted, unique) and whole-prompt keys of the eval prompts."""
+    """The n-gram hashes (sorted, unique) and whole-prompt keys of the eval prompts, and the shorter
+    probe grams (every position) that narrow the prompts to search."""
 
+    n: int
     grams: np.ndarray
     keys: np.ndarray
     prompts: int
     table: np.ndarray = field(repr=False)
+    probe: np.ndarray = field(repr=False)
+    probe_table: np.ndarray = field(repr=False)
+
+    @property
+    def stride(self) -> int:
+        return probe_stride(self.n)
 
     def contains(self, grams: np.ndarray) -> np.ndarray:
         """Which of grams are eval n-grams (a table lookup first, the exact search on the few that pass)."""
-        slot = grams & np.uint64((1 << PROBE_BITS) - 1)
-        maybe = np.flatnonzero((self.table[slot >> np.uint64(3)] >> (slot & np.uint64(7)).astype(np.uint8)) & 1)
-        out = np.zeros(len(grams), dtype=bool)
-        if maybe.size and self.grams.size:
-            where = np.minimum(np.searchsorted(self.grams, grams[maybe]), len(self.grams) - 1)
-            out[maybe] = self.grams[where] == grams[maybe]
-        return out
+        return _member(grams, self.grams, self.table)
+
+    def texts_sharing(self, w: ngrams.Words, prefix: ngrams.Prefix) -> np.ndarray:
+        """Indices (ascending) of the texts of w that share an n-gram with the eval prompts: the probe grams
+        at every stride-th word first, then every n-gram of the texts they point at."""
+        stride = self.stride
+        if stride == 1:
+            grams, owner = ngrams.ngrams(w, self.n, prefix=prefix)
+            return np.unique(owner[self.contains(grams)])
+        grams, owner = ngrams.ngrams(w, self.n - stride + 1, prefix=prefix, stride=stride)
+        maybe = np.unique(owner[_member(grams, self.probe, self.probe_table)])
+        if maybe.size == 0:
+            return maybe
+        grams, owner = ngrams.ngrams(w.select(maybe), self.n)
+        return maybe[np.unique(owner[self.contains(grams)])]
 
 
 @dataclass
@@ -87,12 +128,11 @@ def read_eval_prompts(path: str) -> pl.Series:
 def _eval_set(path: str, size: int, mtime_ns: int, n: int) -> EvalSet:
     prompts = read_eval_prompts(path)
     w = ngrams.words(prompts)
-    grams, _ = ngrams.ngrams(w, n)
-    grams = np.unique(grams)
-    slot = grams & np.uint64((1 << PROBE_BITS) - 1)
-    table = np.zeros(1 << (PROBE_BITS - 3), dtype=np.uint8)
-    np.bitwise_or.at(table, slot >> np.uint64(3), np.left_shift(1, (slot & np.uint64(7)).astype(np.uint8)).astype(np.uint8))
-    return EvalSet(grams, np.unique(ngrams.text_keys(w)), prompts.len(), table)
+    prefix = ngrams.Prefix.of(w)
+    grams = np.unique(ngrams.ngrams(w, n, prefix=prefix)[0])
+    probe = np.unique(ngrams.ngrams(w, n - probe_stride(n) + 1, prefix=prefix)[0])
+    return EvalSet(n, grams, np.unique(ngrams.text_keys(w, prefix)), prompts.len(), _bit_table(grams), probe,
+                   _bit_table(probe))
 
 
 def eval_sets(gate: Gate) -> list[tuple[str, EvalSet]]:
@@ -107,13 +147,15 @@ def eval_sets(gate: Gate) -> list[tuple[str, EvalSet]]:
 
 
 def sketch(prompts: pl.Series, gate: Gate, evals: list[EvalSet]) -> Sketch:
-    """Keys, signatures and contamination of `prompts`, CHUNK prompts at a time."""
+    """Keys, signatures and contamination of `prompts`, CHUNK prompts at a time (chunks side by side on
+    the machine's cores; each fills its own rows)."""
     n = prompts.len()
     keys = np.empty(n, dtype=np.uint64)
     sig = np.empty((n, minhash.SLOTS), dtype=np.uint16)
     ok = np.zeros(n, dtype=bool)
     contaminated = np.zeros(n, dtype=bool)
-    for start in range(0, n, CHUNK):
+
+    def chunk(start: int) -> None:
         w = ngrams.words(prompts.slice(start, CHUNK))
         prefix = ngrams.Prefix.of(w)
         stop = start + len(w)
@@ -122,12 +164,13 @@ def sketch(prompts: pl.Series, gate: Gate, evals: list[EvalSet]) -> Sketch:
         sig[start:stop] = minhash.signatures(shingles, text, len(w))
         ok[start:stop] = w.counts > 0
         if evals:
-            grams, gram_text = ngrams.ngrams(w, gate.contamination.ngram, prefix=prefix)
             hit = np.zeros(len(w), dtype=bool)
             for e in evals:
-                hit[gram_text[e.contains(grams)]] = True
+                hit[e.texts_sharing(w, prefix)] = True
                 hit |= np.isin(keys[start:stop], e.keys)  # a short eval prompt repeated whole
             contaminated[start:stop] = hit
+
+    threads.ordered_map(chunk, range(0, n, CHUNK))
     return Sketch(keys, sig, ok, contaminated)
 
 
@@ -146,8 +189,13 @@ class Distinct:
 
 def _distinct_prompts(df: pl.DataFrame) -> Distinct:
     """Grouped by a 64-bit hash of the text (4x cheaper than by the strings; a collision needs ~2^32
-    prompts); when every prompt is distinct (the usual batch) no text is copied."""
-    codes = df.select(pl.col("prompt").hash(0x9E37).rank("dense").cast(pl.Int64) - 1).to_series().to_numpy()
+    prompts); when every prompt is distinct (the usual batch) no text is copied, nor are the hashes ranked."""
+    source = pl.col("source").replace_strict(SOURCE_BITS, default=OTHER_SOURCE, return_dtype=pl.UInt8)
+    hashed = df.select(pl.col("prompt").hash(0x9E37)).to_series()
+    if hashed.n_unique() == df.height:  # distinct hashes: every row its own prompt, in row order
+        rows = np.arange(df.height, dtype=np.int64)
+        return Distinct(df["prompt"], df.select(source).to_series().to_numpy().copy(), rows)
+    codes = (hashed.rank("dense").cast(pl.Int64) - 1).to_numpy()
     n = int(codes.max()) + 1 if len(codes) else 0
     first = np.full(n, len(codes), dtype=np.int64)
     np.minimum.at(first, codes, np.arange(len(codes), dtype=np.int64))
@@ -156,7 +204,6 @@ def _distinct_prompts(df: pl.DataFrame) -> Distinct:
     renumber[order] = np.arange(n, dtype=np.int64)
     of_row = renumber[codes]
     bits = np.zeros(n, dtype=np.uint8)
-    source = pl.col("source").replace_strict(SOURCE_BITS, default=OTHER_SOURCE, return_dtype=pl.UInt8)
     np.bitwise_or.at(bits, of_row, df.select(source).to_series().to_numpy())
     prompts = df["prompt"] if n == len(codes) else df["prompt"].gather(first[order])
     return Distinct(prompts, bits, of_row)
@@ -296,15 +343,22 @@ def _contamination(df: pl.DataFrame, distinct: Distinct, sk: Sketch, gate: Gate,
     )
 
 
-def write_sketch(kept: dict[str, Any], report_dir: Path) -> Path | None:
-    """Keep the keys and signatures of the prompts this batch adds, for the gates of later batches."""
+def sketch_bytes(kept: dict[str, Any]) -> bytes | None:
+    """The Parquet file of the keys and signatures of the prompts this batch adds (None: nothing kept)."""
     if not kept:
         return None
     frame = pl.DataFrame({"key": pl.Series(kept["keys"], dtype=pl.UInt64),
                           "sig": pl.Series(kept["sig"], dtype=pl.Array(pl.UInt16, minhash.SLOTS))})
     buffer = io.BytesIO()
     frame.write_parquet(buffer, compression="uncompressed", statistics=False)  # minima do not compress
-    return atomic_write_bytes(report_dir / SKETCH, buffer.getvalue())
+    return buffer.getvalue()
+
+
+def write_sketch(kept: dict[str, Any], report_dir: Path, data: bytes | None = None) -> Path | None:
+    """Keep the keys and signatures of the prompts this batch adds, for the gates of later batches (data:
+    sketch_bytes(kept), when already made)."""
+    data = sketch_bytes(kept) if data is None else data
+    return None if data is None else atomic_write_bytes(report_dir / SKETCH, data)
 
 
 def check_eval_sets(gate: Gate) -> None:

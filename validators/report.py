@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -14,6 +15,12 @@ from prefmix.store import atomic_write_bytes
 
 def summary_png(frame: pl.DataFrame, path: Path, title: str) -> Path:
     """Draw the composition and score histograms; written atomically."""
+    return finish_png(summary_figure(frame), path, title)
+
+
+def summary_figure(frame: pl.DataFrame) -> Any:
+    """The summary plot's figure, all but its title (the verdict, known last): the gate builds it while the
+    overlap checks run and finishes it with finish_png."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -53,7 +60,11 @@ def summary_png(frame: pl.DataFrame, path: Path, title: str) -> Path:
     if margins.size:
         ax_margin.hist(margins, bins=40, color="tab:green")
     ax_margin.set_title("synthetic margin (chosen - rejected)")
+    return fig
 
+
+def finish_png(fig: Any, path: Path, title: str) -> Path:
+    """Title the summary figure, render it and write it atomically."""
     fig.suptitle(title)
     fig.subplots_adjust(left=0.05, right=0.98, bottom=0.16, top=0.86, wspace=0.25)  # fixed: tight_layout draws twice
     buffer = io.BytesIO()

@@ -336,3 +336,41 @@ def test_several_files_and_missing_columns(tmp_path: Path, clean: pl.DataFrame) 
     assert result.check("row_count").observed == 160
     assert failed(result) == ["schema"]
     assert result.check("schema").observed == ["part-00001.parquet: column origin_uri is missing"]
+
+
+def _with_expected(frame: pl.DataFrame, rows: dict[int, tuple[float, float, float, float]]) -> pl.DataFrame:
+    """Set (chosen_score, rejected_score, chosen_expected, rejected_expected) of some synthetic rows."""
+    values = frame["generation"].to_list()
+    for row, (cs, rs, ce, re) in rows.items():
+        frame = set_cell(set_cell(frame, row, "chosen_score", cs), row, "rejected_score", rs)
+        values[row] = {**values[row], "chosen_expected": ce, "rejected_expected": re}
+    return frame.with_columns(pl.Series("generation", values, dtype=frame.schema["generation"]))
+
+
+def test_synthetic_margin_counts_an_expected_tie_break_by_its_expected_gap(tmp_path: Path, clean: pl.DataFrame) -> None:
+    cfg = config(min_margin=1.0)
+    cfg.generation.expected_margin = 0.1
+    # 35: a tie the judge broke 0.4 apart (kept); 36: a tie broken by 0.05 (below expected_margin); 37: an integer
+    # margin 0.5 (below min_margin, the expected gap does not rescue it)
+    frame = _with_expected(clean, {35: (6.0, 6.0, 6.5, 6.1), 36: (6.0, 6.0, 6.15, 6.1), 37: (6.5, 6.0, 6.9, 6.0)})
+    check = run_gate(cfg, write_batch(tmp_path / "a", frame)).check("synthetic_margin")
+    assert check.observed == {"rows_below": 2, "min_margin": 0.0, "ties_broken_by_expected": 1}
+    cfg.generation.tie_break = "none"  # no tie-breaking: a tie is a margin of 0 like any other
+    check = run_gate(cfg, write_batch(tmp_path / "b", frame)).check("synthetic_margin")
+    assert check.observed["rows_below"] == 3 and check.observed["ties_broken_by_expected"] == 0
+
+
+def test_synthetic_margin_leaves_agent_rows_to_their_own_checks(tmp_path: Path) -> None:
+    frame = agent_frame()
+    agent_rows = frame.filter(pl.col("kind").is_in(["trajectory_pair", "step_pair"]) & (pl.col("source") == "synthetic")).height
+    assert agent_rows > 0
+    # outcome rewards 1 and 0.5: a margin of 0.5, below min_margin 1, that the rule does not apply to
+    frame = frame.with_columns(pl.when(pl.col("kind").is_in(["trajectory_pair", "step_pair"]))
+                               .then(pl.lit(0.5)).otherwise(pl.col("rejected_score")).alias("rejected_score"),
+                               pl.when(pl.col("kind").is_in(["trajectory_pair", "step_pair"]))
+                               .then(pl.lit(1.0)).otherwise(pl.col("chosen_score")).alias("chosen_score"))
+    check = run_gate(config(min_margin=1.0), write_batch(tmp_path, frame)).check("synthetic_margin")
+    assert check.success and check.observed["rows_below"] == 0  # the single-turn rows all have margins >= 2
+    frame = set_cell(frame, 150, "rejected_score", 8.95)  # a single-turn synthetic row (4th domain) with margin < 1
+    check = run_gate(config(min_margin=1.0), write_batch(tmp_path / "again", frame)).check("synthetic_margin")
+    assert check.observed["rows_below"] == 1
