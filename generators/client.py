@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+import orjson
 
 from prefmix.config import ErrorBudget, Retry, Teacher
 from prefmix.credentials import read_key
@@ -122,10 +123,24 @@ def _retry_after(headers: Any) -> float | None:
         return None  # an HTTP date; fall back to our own backoff
 
 
+def loads(body: bytes | str) -> Any:
+    """JSON with orjson (several times faster on logprob-heavy bodies); the stdlib for what orjson refuses
+    (NaN, Infinity)."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return json.loads(body)
+
+
+def dumps(value: Any) -> str:
+    """Compact JSON text with orjson (NaN and infinities become null)."""
+    return orjson.dumps(value).decode()
+
+
 def parse_completion(body: bytes) -> ChatResult:
     """A chat completion body -> ChatResult; a truncated or malformed body is retryable."""
     try:
-        data = json.loads(body)
+        data = loads(body)
         choice = data["choices"][0]
         usage = data.get("usage") or {}
         return ChatResult(
@@ -168,7 +183,8 @@ class ChatClient:
     async def __aenter__(self) -> "ChatClient":
         connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300)
         self._session = aiohttp.ClientSession(
-            connector=connector, headers=self._headers, timeout=aiohttp.ClientTimeout(total=self.teacher.timeout_s)
+            connector=connector, headers=self._headers, timeout=aiohttp.ClientTimeout(total=self.teacher.timeout_s),
+            json_serialize=dumps,
         )
         return self
 

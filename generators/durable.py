@@ -26,7 +26,7 @@ from prefmix.hashing import sha256_json
 from prefmix.records import to_arrow
 from prefmix.store import Store, Under, atomic_write_json, write_parquet
 
-from prefmix.generators.client import ChatResult
+from prefmix.generators.client import ChatResult, dumps, loads
 
 RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 REJECTION_SCHEMA = pl.Schema(
@@ -67,11 +67,11 @@ class RequestCache:
 
     def get(self, key: str) -> ChatResult | None:
         row = self._db.execute("SELECT result FROM results WHERE key = ?", (key,)).fetchone()
-        return ChatResult(**json.loads(row[0])) if row else None
+        return ChatResult(**loads(row[0])) if row else None
 
     def put(self, key: str, result: ChatResult) -> None:
         self._db.execute(
-            "INSERT OR REPLACE INTO results (key, result) VALUES (?, ?)", (key, json.dumps(result.__dict__))
+            "INSERT OR REPLACE INTO results (key, result) VALUES (?, ?)", (key, dumps(result.__dict__))
         )
 
     def count(self) -> int:

@@ -41,7 +41,8 @@ def test_truncated_candidates_never_become_chosen_by_default(vllm_teacher, tmp_p
     if records.height:
         assert [r[0] for r in records["generation"].struct.field("finish_reasons").to_list()] == ["stop"] * records.height
     rejections = pl.read_parquet(run.rejection_files).filter(pl.col("reason") == "truncated")
-    assert rejections["detail"].str.contains("max_tokens=16").all()
+    # the detail names the cause: every answer cut, the judge's choice cut, or a cut candidate ranked first
+    assert rejections["detail"].str.contains("max_tokens").all()
     # a prompt whose every answer was cut costs no judge request
     assert s.requests_sent < 24 * 4
 
