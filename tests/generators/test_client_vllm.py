@@ -67,8 +67,8 @@ def test_retryable_faults_are_retried_up_to_max_attempts(vllm_teacher, kind: str
 def test_retry_then_success(vllm_teacher) -> None:
     # every 2nd POST fails; one request at a time, each failed attempt is followed by a good one
     with FaultProxy(vllm_teacher.base_url, kinds=["500", "429", "truncated", "cut_json", "timeout"], every=2,
-                    timeout_sleep=4) as proxy:
-        client, results = _run([proxy.base_url], vllm_teacher.model_name, n=10, sequential=True, timeout_s=2)
+                    timeout_sleep=9) as proxy:  # a real request must not time out on a loaded machine: 6 s
+        client, results = _run([proxy.base_url], vllm_teacher.model_name, n=10, sequential=True, timeout_s=6)
     assert len(results) == 10 and all(r.completion_tokens >= 1 for r in results)
     assert client.stats.retries == sum(proxy.injected.values()) == 9
     assert set(proxy.injected) == {"500", "429", "truncated", "cut_json", "timeout"}
