@@ -98,6 +98,7 @@ def test_killed_run_resumes_without_loss_or_half_published_batch(setup, name, po
     assert before is not None
     version_before = _dataset_latest(store)
 
+    where = ""
     if point is not None:
         crashed = nightly(setup["config"], day, env_for(env["PREFECT_API_URL"], PREFMIX_CRASH_AT=point))
         assert crashed.returncode == -signal.SIGKILL, f"{point} was not reached: {crashed.stderr[-2000:]}"
@@ -109,7 +110,14 @@ def test_killed_run_resumes_without_loss_or_half_published_batch(setup, name, po
     # Right after the crash: the old batch, or (killed after the rename) the complete new one.
     after_crash = check_published(store, {before, *_batches(store)}, env)
     assert after_crash in (before, *_published_since(store, before))
-    assert _dataset_latest(store) == (version_before + 1 if point in NEW_VERSION_VISIBLE else version_before)
+    visible = {version_before + 1} if point in NEW_VERSION_VISIBLE else {version_before}
+    if point is None and "generation had finished" in where:
+        # A timed kill that lands after generation (a quieter machine than when gen_s was measured) may come after
+        # the version went out; then that version is complete and its batch is the published one.
+        visible.add(version_before + 1)
+    latest_version = _dataset_latest(store)
+    assert latest_version in visible
+    assert (latest_version == version_before + 1) <= (after_crash != before)  # a new version only with its batch
     check_deliveries(store)
 
     rerun = nightly(setup["config"], day, env)
