@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from prefmix.validators import bitset
 
 SLOTS = 64
 BANDS = 12  # bands of ROWS slots (60 of the 64; all 64 estimate the similarity): candidates with
@@ -87,11 +88,8 @@ def _repeated(column: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     shift = np.uint64(64 - MEMBER_BITS)
     spread = np.uint64(0x9E3779B97F4A7C15)
     with np.errstate(over="ignore"):
-        slot = (shared * spread) >> shift
-        table = np.zeros(1 << (MEMBER_BITS - 3), dtype=np.uint8)
-        np.bitwise_or.at(table, slot >> np.uint64(3), np.left_shift(1, (slot & np.uint64(7)).astype(np.uint8)).astype(np.uint8))
-        slot = (column * spread) >> shift
-    maybe = np.flatnonzero((table[slot >> np.uint64(3)] >> (slot & np.uint64(7)).astype(np.uint8)) & 1)
+        table = bitset.table((shared * spread) >> shift, MEMBER_BITS)
+        maybe = bitset.maybe(table, (column * spread) >> shift)
     where = np.minimum(np.searchsorted(shared, column[maybe]), len(shared) - 1)
     found = shared[where] == column[maybe]
     return maybe[found], where[found]

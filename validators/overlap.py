@@ -21,7 +21,7 @@ import polars as pl
 from prefmix.config import Gate
 from prefmix.errors import ConfigError
 from prefmix.store import atomic_write_bytes
-from prefmix.validators import minhash, ngrams, threads
+from prefmix.validators import bitset, minhash, ngrams, threads
 from prefmix.validators.earlier import earlier_batches
 from prefmix.validators.measure import Measure, excerpt
 
@@ -35,16 +35,12 @@ PROBE_BITS = 25  # a 4 MB bit set (cache-friendly) filters n-gram look-ups befor
 
 
 def _bit_table(grams: np.ndarray) -> np.ndarray:
-    slot = grams & np.uint64((1 << PROBE_BITS) - 1)
-    table = np.zeros(1 << (PROBE_BITS - 3), dtype=np.uint8)
-    np.bitwise_or.at(table, slot >> np.uint64(3), np.left_shift(1, (slot & np.uint64(7)).astype(np.uint8)).astype(np.uint8))
-    return table
+    return bitset.table(grams & np.uint64((1 << PROBE_BITS) - 1), PROBE_BITS)
 
 
 def _member(grams: np.ndarray, sorted_grams: np.ndarray, table: np.ndarray) -> np.ndarray:
     """Which of grams are in sorted_grams (a table lookup first, the exact search on the few that pass)."""
-    slot = grams & np.uint64((1 << PROBE_BITS) - 1)
-    maybe = np.flatnonzero((table[slot >> np.uint64(3)] >> (slot & np.uint64(7)).astype(np.uint8)) & 1)
+    maybe = bitset.maybe(table, grams & np.uint64((1 << PROBE_BITS) - 1))
     out = np.zeros(len(grams), dtype=bool)
     if maybe.size and sorted_grams.size:
         where = np.minimum(np.searchsorted(sorted_grams, grams[maybe]), len(sorted_grams) - 1)
