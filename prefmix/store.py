@@ -86,11 +86,14 @@ def atomic_write_json(path: str | Path, data: Any) -> Path:
     return atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
 
 
-def write_parquet(table: pa.Table, path: str | Path, row_group_size: int = 64_000) -> Path:
-    """Atomic, deterministic Parquet write (same table -> same bytes)."""
+def write_parquet(table: pa.Table, path: str | Path, row_group_size: int = 64_000, compression: str = "zstd",
+                  statistics: bool = True, dictionary: bool = True) -> Path:
+    """Atomic, deterministic Parquet write (same table -> same bytes). Random data (hashes) is written faster
+    without compression, statistics or dictionaries, none of which would make it smaller."""
     path = Path(path)
     with _replacing(path) as tmp:
-        pq.write_table(table, tmp, compression="zstd", row_group_size=row_group_size, write_statistics=True)
+        pq.write_table(table, tmp, compression=compression, row_group_size=row_group_size, write_statistics=statistics,
+                       use_dictionary=dictionary)
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
     return path

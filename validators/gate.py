@@ -27,7 +27,6 @@ def run_gate(config: Config, batch_dir: Path, facts: GateFacts | None = None) ->
     user = suites.load(config.gate) if config.gate.suites else []
     keep = config.gate.samples
     batch = metrics.read_batch(batch_dir, with_annotation=facts.human_agreement is None)
-    kept: dict[str, Any] = {}
     # The overlap checks (tokenising every prompt: the longest step) run beside the row and agent checks and
     # the summary figure; measures and errors come in the order the steps are listed.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="prefmix-gate") as side:
@@ -46,10 +45,8 @@ def run_gate(config: Config, batch_dir: Path, facts: GateFacts | None = None) ->
             figure: Any = report.summary_figure(batch.frame)
         except Exception as exc:
             figure = exc
-        sketch_data = None
         if near is not None:
-            near_measures, kept, sketch_data = near.result()
-            measures += near_measures
+            measures += near.result()
         measures += agent_measures
 
     rows = metrics.rows_frame(batch, batch_dir) if user else None
@@ -82,7 +79,6 @@ def run_gate(config: Config, batch_dir: Path, facts: GateFacts | None = None) ->
     if isinstance(figure, Exception):
         raise figure
     png = report.finish_png(figure, out / "summary.png", f"{batch_dir.name}: {verdict}")
-    overlap.write_sketch(kept, out, sketch_data)
     page = html.write_report(
         out / "report.html", batch_id=batch_dir.name, verdict=verdict, checks=checks, failed_critical=failed_critical,
         failed_warning=failed_warning, frame=batch.frame, facts=facts, pictures=[png, out / "composition.png"],
@@ -98,11 +94,11 @@ def run_gate(config: Config, batch_dir: Path, facts: GateFacts | None = None) ->
     )
 
 
-def _overlap(frame: Any, config: Config, batch_dir: Path, keep: int,
-             active: set[str]) -> tuple[list[metrics.Measure], dict[str, Any], bytes | None]:
-    """The overlap measures, the sketch to keep and its file's bytes (made here, written with the report)."""
+def _overlap(frame: Any, config: Config, batch_dir: Path, keep: int, active: set[str]) -> list[metrics.Measure]:
+    """The overlap measures; the sketch of the prompts this batch adds is written here, beside the row checks."""
     near, kept = overlap.measure(frame, config.gate, batch_dir, keep, active)
-    return near, kept, overlap.sketch_bytes(kept)
+    overlap.write_sketch(kept, batch_dir / "report")
+    return near
 
 
 def _user_check(u: suites.UserCheck, result: dict[str, Any], keep: int) -> GateCheck:

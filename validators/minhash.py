@@ -1,11 +1,13 @@
-"""MinHash signatures of shingle sets and LSH candidate pairs, in numpy.
+"""MinHash signatures of shingle sets (a compiled pass, validators/kernels.py) and LSH candidate pairs (numpy).
 
 One-permutation hashing (Li, Owen & Zhang 2012) with rotation densification
-(Shrivastava & Li 2014): each shingle hash picks one of K bins by its top bits
-and competes there with its low bits, so a text costs one pass over its
-shingles instead of K; an empty bin borrows from the next non-empty one. The
-minimum of each bin is kept as 16 bits (b-bit MinHash: two different minima
-agree by chance with probability 2^-16), which is what a signature stores.
+(Shrivastava & Li 2014): each shingle hash picks one of K bins by its top 6 bits
+and competes there with its low 32 bits, so a text costs one pass over its
+shingles instead of K; an empty bin takes the next non-empty one's value plus
+STEP per bin of distance (circularly), so texts with the same non-empty bins
+fill their empty ones alike. The minimum of each bin is kept as 16 bits
+(b-bit MinHash: two different minima agree by chance with probability 2^-16),
+which is what a signature stores.
 Banding: BANDS bands of ROWS slots; texts that agree on all slots of a band
 are candidates, and a candidate pair is kept when the share of equal slots
 (the Jaccard estimate) reaches the threshold.
@@ -15,51 +17,20 @@ from __future__ import annotations
 
 import numpy as np
 
-from prefmix.validators import bitset
+from prefmix.validators import bitset, kernels, ngrams, threads
 
 SLOTS = 64
 BANDS = 12  # bands of ROWS slots (60 of the 64; all 64 estimate the similarity): candidates with
 ROWS = 5  # probability 0.89 at Jaccard 0.7, 0.99 at 0.8, and 16x fewer chance ones than 16 bands of 4
-EMPTY = np.uint32(0xFFFFFFFF)
+STEP = 0x9E3779B1  # what an empty bin adds per bin of distance to the next non-empty one (densification)
 MAX_GROUP = 8  # partners checked per text within one band bucket (a bucket of near-identical texts is dense)
 
 
-def signatures(shingles: np.ndarray, text: np.ndarray, n_texts: int) -> np.ndarray:
-    """(n_texts, SLOTS) uint16 signatures; a text without shingles gets all slots 0 and must be left out."""
-    # bin-major index: each bin is one contiguous row; top 6 bits pick the bin (SLOTS = 64)
-    index = (shingles >> np.uint64(58)) * np.uint64(n_texts) + text.astype(np.uint64)
-    table = np.full(SLOTS * n_texts, EMPTY, dtype=np.uint32)
-    np.minimum.at(table, index, shingles.astype(np.uint32))  # the low 32 bits compete
-    table = table.reshape(SLOTS, n_texts)
-    empty = table == EMPTY
-    low = table.astype(np.uint16)  # b-bit MinHash: the low 16 bits of each minimum are kept
-    _densify(low, empty)
-    return np.ascontiguousarray(low.T)
-
-
-STEP = 0x9E3779B1
-
-
-def _densify(table: np.ndarray, empty: np.ndarray) -> None:
-    """An empty bin takes the next non-empty bin's value (circularly) plus STEP per bin of distance, so two
-    texts with the same non-empty bins fill their empty bins alike. One sweep right to left carries the value
-    across (whole-row vector ops), starting from the carry that wraps round from bin 0: the first non-empty
-    bin's value plus one STEP per bin before it. Only the low bits of the sums are kept, so the arithmetic
-    runs in the table's own width (uint16: the same low 16 bits as 32-bit sums)."""
-    if not empty.any():
-        return
-    slots, n = table.shape
-    kind = table.dtype.type
-    step = kind(STEP & np.iinfo(table.dtype).max)
-    first = np.argmin(empty, axis=0)  # the first non-empty bin (0 when there is none)
-    with np.errstate(over="ignore"):
-        carry = table[first, np.arange(n)] + first.astype(table.dtype) * step
-        # a text with no shingle at all carries noise: EMPTY plus a step per bin of a whole first sweep
-        none = empty[0] & (first == 0)
-        carry[none] = kind(EMPTY & np.iinfo(table.dtype).max) + kind(slots) * step
-        for j in range(slots - 1, -1, -1):
-            carry = np.where(empty[j], carry + step, table[j])
-            table[j] = carry
+def signatures(w: ngrams.Words, shingle: int) -> tuple[np.ndarray, np.ndarray]:
+    """(keys, signatures) of the texts of w: ngrams.text_keys, and (n, SLOTS) uint16 signatures of their word
+    `shingle`-grams (a text of fewer words: one shingle of all of them). A text without words gets noise in
+    every slot and must be left out. One compiled pass per text (validators/kernels.py)."""
+    return kernels.sketch(w.hashes, w.offsets, shingle, ngrams.P, ngrams.P_INV, np.uint16(STEP & 0xFFFF))
 
 
 def band_keys(sig: np.ndarray, band: int) -> np.ndarray:
@@ -97,31 +68,38 @@ def _repeated(column: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def candidate_pairs(sig: np.ndarray) -> np.ndarray:
     """(m, 2) int64 index pairs (i < j) of texts sharing a band key, band by band (sorting one band's keys
-    is cheaper than arg-sorting all of them). Within one bucket each text meets at most MAX_GROUP texts
-    before it and the bucket's first text, so a bucket of thousands of copies stays linear."""
+    is cheaper than arg-sorting all of them; bands side by side on the machine's cores). Within one bucket
+    each text meets at most MAX_GROUP texts before it and the bucket's first text, so a bucket of thousands
+    of copies stays linear."""
     n = len(sig)
-    found: list[np.ndarray] = []
-    for band in range(BANDS):
-        texts, bucket = _repeated(band_keys(sig, band))
-        if texts.size == 0:
-            continue
-        order = np.argsort(bucket, kind="stable")  # few texts: by bucket, texts ascending within one
-        bucket, texts = bucket[order], texts[order]
-        starts = np.flatnonzero(np.concatenate([[True], bucket[1:] != bucket[:-1]]))
-        sizes = np.diff(np.append(starts, len(bucket)))
-        rank = np.arange(len(bucket)) - np.repeat(starts, sizes)
-        for k in range(1, MAX_GROUP + 1):
-            later = np.flatnonzero(rank >= k)
-            if later.size == 0:
-                break
-            found.append(texts[later - k] * n + texts[later])
-        rest = np.flatnonzero(rank > MAX_GROUP)
-        if rest.size:
-            found.append(texts[np.repeat(starts, sizes)[rest]] * n + texts[rest])
+    found = [p for band in threads.ordered_map(lambda b: _band_pairs(sig, b), range(BANDS)) for p in band]
     if not found:
         return np.empty((0, 2), dtype=np.int64)
     unique = np.unique(np.concatenate(found))  # one entry per pair over all bands (lower index first)
     return np.stack([unique // n, unique % n], axis=1)
+
+
+def _band_pairs(sig: np.ndarray, band: int) -> list[np.ndarray]:
+    """One band's candidate pairs, each coded i * n + j."""
+    n = len(sig)
+    texts, bucket = _repeated(band_keys(sig, band))
+    if texts.size == 0:
+        return []
+    order = np.argsort(bucket, kind="stable")  # few texts: by bucket, texts ascending within one
+    bucket, texts = bucket[order], texts[order]
+    starts = np.flatnonzero(np.concatenate([[True], bucket[1:] != bucket[:-1]]))
+    sizes = np.diff(np.append(starts, len(bucket)))
+    rank = np.arange(len(bucket)) - np.repeat(starts, sizes)
+    found = []
+    for k in range(1, MAX_GROUP + 1):
+        later = np.flatnonzero(rank >= k)
+        if later.size == 0:
+            break
+        found.append(texts[later - k] * n + texts[later])
+    rest = np.flatnonzero(rank > MAX_GROUP)
+    if rest.size:
+        found.append(texts[np.repeat(starts, sizes)[rest]] * n + texts[rest])
+    return found
 
 
 def similarity(sig: np.ndarray, pairs: np.ndarray) -> np.ndarray:

@@ -1,8 +1,8 @@
-"""Words and word n-grams of prompts as 64-bit hashes, vectorised (Polars to split, numpy for the rest).
+"""Words and word n-grams of prompts as 64-bit hashes (a compiled pass to split and hash, numpy for the rest).
 
-A text's words are its lowercase whitespace-separated tokens (punctuation stays attached). Word hashes
-come from Polars; an n-gram's hash is the polynomial sum_j w[i+j] * P^j (mod 2^64) of its word hashes,
-read off prefix sums in O(1) per position whatever n is.
+A text's words are its lowercase whitespace-separated tokens (punctuation stays attached). Word hashes come
+from one pass over the UTF-8 bytes (validators/kernels.py); an n-gram's hash is the polynomial
+sum_j w[i+j] * P^j (mod 2^64) of its word hashes, read off prefix sums in O(1) per position whatever n is.
 """
 
 from __future__ import annotations
@@ -12,12 +12,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 
 from prefmix.hashing import mix64
+from prefmix.validators import kernels
 
 P = np.uint64(0x9E3779B97F4A7C15)  # odd, so it has an inverse mod 2^64
 P_INV = np.uint64(pow(int(P), -1, 1 << 64))
-WORD_SEED = 0x5EED
 
 
 @dataclass(frozen=True)
@@ -44,29 +45,25 @@ class Words:
 
 
 def words(texts: pl.Series) -> Words:
-    """Lowercase, newline/tab as space, split on spaces; empty tokens (runs of spaces) are dropped."""
-    lowered = texts.fill_null("").str.to_lowercase()
-    # Literal replaces only touch texts that hold the character; a \s+ regex over all texts costs 10x more.
-    if lowered.str.contains("[\n\t\r\u00a0]").any():
-        lowered = lowered.str.replace_all("[\n\t\r\u00a0]", " ")
-    lists = lowered.str.split(" ")
-    counts = lists.list.len().to_numpy().astype(np.int64)
-    flat = lists.explode()
-    hashes = flat.hash(WORD_SEED).to_numpy()
-    # An empty token comes from an empty text or a space at an end or next to another; without any, every
-    # token is a word (one check per text instead of one per word).
-    gaps = lowered.str.contains("  ", literal=True) | lowered.str.starts_with(" ") | lowered.str.ends_with(" ")
-    if (gaps | (lowered.str.len_bytes() == 0)).any():
-        keep = (flat.str.len_bytes() > 0).to_numpy()
-    else:
-        keep = np.ones(len(hashes), dtype=bool)
-    if not keep.all():
-        doc = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
-        hashes, doc = hashes[keep], doc[keep]
-        counts = np.bincount(doc, minlength=len(counts)).astype(np.int64)
-    offsets = np.zeros(len(counts) + 1, dtype=np.int64)
-    np.cumsum(counts, out=offsets[1:])
-    return Words(np.ascontiguousarray(hashes, dtype=np.uint64), offsets)
+    """Lowercase, split on spaces, tabs, newlines, carriage returns and U+00A0 (runs of them make no empty
+    words); each word hashed by validators/kernels.py's fixed scheme, in one compiled pass over the bytes."""
+    texts = texts.fill_null("").rechunk()
+    # ASCII letters are lowercased in the pass itself; a text with other characters is lowercased by Polars
+    # first (Unicode rules), and only those texts are copied.
+    wide = texts.str.len_bytes() != texts.str.len_chars()
+    if wide.any():
+        texts = pl.select(pl.when(wide).then(texts.str.to_lowercase()).otherwise(texts)).to_series().rechunk()
+    arrow = texts.to_arrow()
+    if isinstance(arrow, pa.ChunkedArray):
+        arrow = arrow.combine_chunks()
+    arrow = arrow.cast(pa.large_string()) if arrow.type != pa.large_string() else arrow
+    _, offsets_buffer, data_buffer = arrow.buffers()
+    offsets = np.frombuffer(offsets_buffer, dtype=np.int64)[arrow.offset : arrow.offset + len(arrow) + 1]
+    data = np.frombuffer(data_buffer, dtype=np.uint8) if data_buffer is not None else np.zeros(1, np.uint8)
+    hashes, counts = kernels.word_hashes(data, offsets)
+    offsets_out = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets_out[1:])
+    return Words(hashes, offsets_out)
 
 
 @functools.lru_cache(maxsize=4)
@@ -108,11 +105,9 @@ class Prefix:
             return (self.sums[stops] - self.sums[starts]) * self.inverse[starts]
 
 
-def ngrams(w: Words, n: int, short: bool = False, prefix: Prefix | None = None,
-           stride: int = 1) -> tuple[np.ndarray, np.ndarray]:
+def ngrams(w: Words, n: int, short: bool = False, prefix: Prefix | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(hashes, text index) of every word n-gram; with `short`, a text of fewer than n words gives one
-    n-gram of all its words (shingles for similarity), else none (n-gram overlap). With a stride > 1 only
-    the n-grams starting at every stride-th word of the chunk (counted over all its texts) are made."""
+    n-gram of all its words (shingles for similarity), else none (n-gram overlap)."""
     prefix = prefix or Prefix.of(w)
     total = len(w.hashes)
     counts = w.counts
@@ -120,15 +115,13 @@ def ngrams(w: Words, n: int, short: bool = False, prefix: Prefix | None = None,
         # Every flat position at once (contiguous slices, no gathers); then drop the n-grams that run past
         # the end of their text: the last n-1 positions of each text.
         m = total - n + 1
-        at = slice(0, m, stride)
         with np.errstate(over="ignore"):
-            grams = (prefix.sums[n:][at] - prefix.sums[:-n][at]) * prefix.inverse[:m][at]
-        valid = np.arange(n, m + n, stride, dtype=np.int32) <= prefix.end[:m][at]
-        grams, owner = grams[valid], prefix.owner[:m][at][valid]
+            grams = (prefix.sums[n:] - prefix.sums[:-n]) * prefix.inverse[:m]
+        valid = np.arange(n, m + n, dtype=np.int32) <= prefix.end[:m]
+        grams, owner = grams[valid], prefix.owner[:m][valid]
     else:
         grams, owner = np.empty(0, np.uint64), np.empty(0, np.int32)
     if short:
-        assert stride == 1, "short texts' shingles are for similarity, which needs every n-gram"
         few = np.flatnonzero((counts > 0) & (counts < n))
         if few.size:
             grams = np.concatenate([grams, prefix.runs(w.offsets[few], w.offsets[few + 1])])

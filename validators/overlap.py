@@ -10,18 +10,19 @@ added to the dataset), or from their prompts when a batch has none.
 from __future__ import annotations
 
 import functools
-import io
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from prefmix.config import Gate
 from prefmix.errors import ConfigError
-from prefmix.store import atomic_write_bytes
-from prefmix.validators import bitset, minhash, ngrams, threads
+from prefmix.store import write_parquet
+from prefmix.validators import bitset, kernels, minhash, ngrams, threads
 from prefmix.validators.earlier import earlier_batches
 from prefmix.validators.measure import Measure, excerpt
 
@@ -29,6 +30,20 @@ from prefmix.validators.measure import Measure, excerpt
 # arrays are far slower here (each fresh 100 MB buffer is mapped and zeroed by the kernel: 45x in a test).
 CHUNK = 20_000
 SKETCH = "prompt_sketch.parquet"
+# How a sketch's keys and signatures were made (word hash, MinHash layout, shingle size), kept in its file's
+# metadata: a sketch made another way is not comparable and the earlier batch's prompts are read instead.
+SCHEME_KEY = "prefmix.prompt_sketch"
+WORD_SCHEME = "words=pack8-fold-mix64;minhash=oph64-b16;sig=fixed-binary"
+
+
+def scheme(gate: Gate) -> str:
+    return f"{WORD_SCHEME};shingle={gate.near_duplicates.shingle}"
+
+
+def sketch_scheme(file: Path) -> str | None:
+    metadata = pq.read_metadata(file).metadata or {}
+    value = metadata.get(SCHEME_KEY.encode())
+    return value.decode() if value else None
 SOURCE_BITS = {"human": 1, "synthetic": 2}
 OTHER_SOURCE = 4
 PROBE_BITS = 25  # a 4 MB bit set (cache-friendly) filters n-gram look-ups before the exact search
@@ -50,8 +65,8 @@ def _member(grams: np.ndarray, sorted_grams: np.ndarray, table: np.ndarray) -> n
 
 def probe_stride(n: int) -> int:
     """Every n-gram of a prompt holds a (n - k + 1)-gram starting at a multiple of k (k = n // 3, counted
-    over the chunk's words): looking those up in all the eval set's (n - k + 1)-grams finds every prompt
-    that can share an n-gram with it, for a k-th of the look-ups."""
+    from the prompt's first word): looking those up in all the eval set's (n - k + 1)-grams finds every
+    prompt that can share an n-gram with it, for a k-th of the look-ups."""
     return max(1, n // 3)
 
 
@@ -76,15 +91,11 @@ class EvalSet:
         """Which of grams are eval n-grams (a table lookup first, the exact search on the few that pass)."""
         return _member(grams, self.grams, self.table)
 
-    def texts_sharing(self, w: ngrams.Words, prefix: ngrams.Prefix) -> np.ndarray:
+    def texts_sharing(self, w: ngrams.Words) -> np.ndarray:
         """Indices (ascending) of the texts of w that share an n-gram with the eval prompts: the probe grams
-        at every stride-th word first, then every n-gram of the texts they point at."""
-        stride = self.stride
-        if stride == 1:
-            grams, owner = ngrams.ngrams(w, self.n, prefix=prefix)
-            return np.unique(owner[self.contains(grams)])
-        grams, owner = ngrams.ngrams(w, self.n - stride + 1, prefix=prefix, stride=stride)
-        maybe = np.unique(owner[_member(grams, self.probe, self.probe_table)])
+        at every stride-th word first (one compiled pass), then every n-gram of the texts they point at."""
+        maybe = np.flatnonzero(kernels.probe(w.hashes, w.offsets, self.n - self.stride + 1, self.stride, ngrams.P,
+                                             self.probe_table, PROBE_BITS, self.probe))
         if maybe.size == 0:
             return maybe
         grams, owner = ngrams.ngrams(w.select(maybe), self.n)
@@ -153,16 +164,13 @@ def sketch(prompts: pl.Series, gate: Gate, evals: list[EvalSet]) -> Sketch:
 
     def chunk(start: int) -> None:
         w = ngrams.words(prompts.slice(start, CHUNK))
-        prefix = ngrams.Prefix.of(w)
         stop = start + len(w)
-        keys[start:stop] = ngrams.text_keys(w, prefix)
-        shingles, text = ngrams.ngrams(w, gate.near_duplicates.shingle, short=True, prefix=prefix)
-        sig[start:stop] = minhash.signatures(shingles, text, len(w))
+        keys[start:stop], sig[start:stop] = minhash.signatures(w, gate.near_duplicates.shingle)
         ok[start:stop] = w.counts > 0
         if evals:
             hit = np.zeros(len(w), dtype=bool)
             for e in evals:
-                hit[e.texts_sharing(w, prefix)] = True
+                hit[e.texts_sharing(w)] = True
                 hit |= np.isin(keys[start:stop], e.keys)  # a short eval prompt repeated whole
             contaminated[start:stop] = hit
 
@@ -227,10 +235,10 @@ def _earlier(batch_dir: Path, gate: Gate) -> tuple[np.ndarray, np.ndarray]:
     keys, sigs = [], []
     for folder in earlier_batches(batch_dir):
         file = folder / "report" / SKETCH
-        if file.is_file():
-            frame = pl.read_parquet(file)
-            keys.append(frame["key"].to_numpy())
-            sigs.append(frame["sig"].to_numpy().astype(np.uint16).reshape(-1, minhash.SLOTS))
+        if file.is_file() and sketch_scheme(file) == scheme(gate):
+            key, sig = read_sketch(file)
+            keys.append(key)
+            sigs.append(sig)
             continue
         files = sorted((folder / "data").glob("*.parquet"))
         if not files:
@@ -305,7 +313,7 @@ def _near_duplicates(df: pl.DataFrame, distinct: Distinct, sk: Sketch, gate: Gat
             samples.append({**r, "prompt": excerpt(r["prompt"]), "near": near})
 
     new = ~in_earlier & doc_ok
-    kept = {"keys": cur_keys[new], "sig": pool_sig[:n_cur][new]}
+    kept = {"keys": cur_keys[new], "sig": pool_sig[:n_cur][new], "scheme": scheme(gate)}
     measure_ = Measure(
         "near_duplicates", share, max_value=cfg.max_share,
         observed={"rows": int(len(rows)), "share": round(share, 6), "prompts": n_cur, "pairs": int(len(pairs)),
@@ -339,22 +347,27 @@ def _contamination(df: pl.DataFrame, distinct: Distinct, sk: Sketch, gate: Gate,
     )
 
 
-def sketch_bytes(kept: dict[str, Any]) -> bytes | None:
-    """The Parquet file of the keys and signatures of the prompts this batch adds (None: nothing kept)."""
+def write_sketch(kept: dict[str, Any], report_dir: Path) -> Path | None:
+    """Keep the keys and signatures of the prompts this batch adds, for the gates of later batches (None:
+    nothing kept). Signatures are one fixed-size binary cell each, written and read without a copy per row."""
     if not kept:
         return None
-    frame = pl.DataFrame({"key": pl.Series(kept["keys"], dtype=pl.UInt64),
-                          "sig": pl.Series(kept["sig"], dtype=pl.Array(pl.UInt16, minhash.SLOTS))})
-    buffer = io.BytesIO()
-    frame.write_parquet(buffer, compression="uncompressed", statistics=False)  # minima do not compress
-    return buffer.getvalue()
+    sig = np.ascontiguousarray(kept["sig"], dtype=np.uint16)
+    table = pa.table({
+        "key": pa.array(kept["keys"], pa.uint64()),
+        "sig": pa.FixedSizeBinaryArray.from_buffers(pa.binary(2 * minhash.SLOTS), len(sig), [None, pa.py_buffer(sig)]),
+    }).replace_schema_metadata({SCHEME_KEY: kept["scheme"]})
+    return write_parquet(table, report_dir / SKETCH, row_group_size=1 << 20, compression="none", statistics=False,
+                         dictionary=False)
 
 
-def write_sketch(kept: dict[str, Any], report_dir: Path, data: bytes | None = None) -> Path | None:
-    """Keep the keys and signatures of the prompts this batch adds, for the gates of later batches (data:
-    sketch_bytes(kept), when already made)."""
-    data = sketch_bytes(kept) if data is None else data
-    return None if data is None else atomic_write_bytes(report_dir / SKETCH, data)
+def read_sketch(file: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(keys, signatures) of a sketch written by write_sketch."""
+    table = pq.read_table(file)
+    sig = table["sig"].combine_chunks()
+    width = 2 * minhash.SLOTS
+    data = np.frombuffer(sig.buffers()[1], dtype=np.uint8)[sig.offset * width : (sig.offset + len(sig)) * width]
+    return table["key"].to_numpy(), data.view(np.uint16).reshape(-1, minhash.SLOTS)
 
 
 def check_eval_sets(gate: Gate) -> None:
