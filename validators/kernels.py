@@ -54,17 +54,20 @@ def _word(h: np.uint64, block: np.uint64, shift: np.uint64, folds: int) -> np.ui
 
 
 @njit(nogil=True, cache=True)
-def word_hashes(data: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(hashes, counts): the words of each text offsets[i]:offsets[i+1] of data (UTF-8 bytes), split on
-    space, tab, newline, carriage return and U+00A0, ASCII letters lowercased (callers lowercase texts
-    with other letters first)."""
+def word_hashes(data: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(hashes, counts, wide): the words of each text offsets[i]:offsets[i+1] of data (UTF-8 bytes), split
+    on space, tab, newline, carriage return and U+00A0, ASCII letters lowercased; `wide` marks the texts
+    with other than ASCII bytes, whose other letters the caller lowercases before hashing them again."""
     n = len(offsets) - 1
     counts = np.zeros(n, dtype=np.int64)
-    # a word takes at least one byte and a separator: at most (bytes + 1) // 2 per text
+    wide = np.zeros(n, dtype=np.bool_)
+    # a word takes at least one byte and a separator: at most (bytes + 1) // 2 per text (pages past the
+    # last word written are never touched, so the bound costs address space, not memory)
     out = np.empty((offsets[n] - offsets[0] + n) // 2 + 1, dtype=np.uint64)
     table = _BYTES
     k = 0
     for t in range(n):
+        high = np.uint8(0)
         start = k
         end = offsets[t + 1]
         h = SEED
@@ -73,6 +76,7 @@ def word_hashes(data: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.n
         folds = 0
         i = offsets[t]
         while i < end:
+            high |= data[i]
             v = table[data[i]]
             if v == NBSP_LEAD:
                 if i + 1 < end and data[i + 1] == 0xA0:
@@ -100,22 +104,25 @@ def word_hashes(data: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.n
             out[k] = _word(h, block, shift, folds)
             k += 1
         counts[t] = k - start
-    return out[:k].copy(), counts
+        wide[t] = high >= 0x80
+    return out[:k], counts, wide
 
 
 EMPTY = np.uint32(0xFFFFFFFF)
+# The bins an empty bin looks at in turn: BORROW[j, a] for attempt a (top 6 bits of a mixed pair).
+BORROW = np.array([[(((j * 0x9E3779B1 + (a + 1) * 0x85EBCA77) & 0xFFFFFFFF) * 0xC2B2AE35 & 0xFFFFFFFF) >> 26
+                    for a in range(64)] for j in range(64)], dtype=np.int64)
 
 
 @njit(nogil=True, cache=True)
 def sketch(hashes: np.ndarray, offsets: np.ndarray, shingle: int, p: np.uint64, p_inv: np.uint64,
-           step: np.uint16) -> tuple[np.ndarray, np.ndarray]:
-    """(keys, signatures) of the texts whose word hashes are hashes[offsets[i]:offsets[i+1]], as
-    validators/ngrams.text_keys and validators/minhash.signatures over ngrams(..., short=True) define them
-    (64 bins, 16-bit minima; p, p_inv and step are their constants)."""
+           keys: np.ndarray, sig: np.ndarray) -> None:
+    """Fill keys (n,) and sig (n, 64) for the texts whose word hashes are hashes[offsets[i]:offsets[i+1]],
+    as validators/ngrams.text_keys and validators/minhash.signatures over ngrams(..., short=True) define
+    them (64 bins, 16-bit minima; p and p_inv are their constants). A text without words gets 0xFFFF in
+    every slot."""
     n = len(offsets) - 1
     slots = 64
-    keys = np.empty(n, dtype=np.uint64)
-    sig = np.empty((n, slots), dtype=np.uint16)
     mins = np.empty(slots, dtype=np.uint32)
     top = np.uint64(1)
     for _ in range(shingle - 1):
@@ -146,21 +153,26 @@ def sketch(hashes: np.ndarray, offsets: np.ndarray, shingle: int, p: np.uint64, 
                 v = np.uint32(g & np.uint64(0xFFFFFFFF))
                 if v < mins[b]:
                     mins[b] = v
-        # densify (minhash._densify): an empty bin takes the next non-empty one's value plus a step per bin
-        first = 0
-        while first < slots and mins[first] == EMPTY:
-            first += 1
-        if first == slots:
-            carry = np.uint16(np.uint16(EMPTY & np.uint32(0xFFFF)) + np.uint16(slots) * step)
-        else:
-            carry = np.uint16(np.uint16(mins[first] & np.uint32(0xFFFF)) + np.uint16(first) * step)
-        for j in range(slots - 1, -1, -1):
-            if mins[j] == EMPTY:
-                carry = np.uint16(carry + step)
-            else:
-                carry = np.uint16(mins[j] & np.uint32(0xFFFF))
-            sig[t, j] = carry
-    return keys, sig
+        # densify (Shrivastava 2017, "optimal densification"): an empty bin copies the minimum of the first
+        # non-empty bin along its own fixed sequence of bins. Each empty bin borrows from its own source, so
+        # a band of empty bins is only shared by texts that share several minima (rotation, where a run of
+        # empty bins copies one neighbour, made a million chance candidate pairs on 1M prompts whose one
+        # common shingle filled a whole band).
+        filled = 0
+        for j in range(slots):
+            filled += mins[j] != EMPTY
+        for j in range(slots):
+            v = mins[j]
+            if v == EMPTY and filled:
+                for attempt in range(slots):
+                    v = mins[BORROW[j, attempt]]
+                    if v != EMPTY:
+                        break
+                k = j
+                while v == EMPTY:  # past the sequence (a text of a few shingles): the next one round
+                    k = (k + 1) % slots
+                    v = mins[k]
+            sig[t, j] = np.uint16(v & np.uint32(0xFFFF))
 
 
 @njit(nogil=True, cache=True)
@@ -173,28 +185,63 @@ def probe(hashes: np.ndarray, offsets: np.ndarray, m: int, stride: int, p: np.ui
     hit = np.zeros(n, dtype=np.bool_)
     mask = np.uint64((1 << bits) - 1)
     last = len(grams) - 1
+    powers = np.empty(m, dtype=np.uint64)
+    power = np.uint64(1)
+    for j in range(m):
+        powers[j] = power
+        power = power * p
+    longest = 0
+    for t in range(n):
+        longest = max(longest, offsets[t + 1] - offsets[t])
+    text_grams = np.empty(longest // stride + 1, dtype=np.uint64)
     for t in range(n):
         a = offsets[t]
         c = offsets[t + 1] - a
+        # a text's grams first, then their bits: independent loads the CPU overlaps (the bit set is larger
+        # than the caches, and a look-up per gram in turn waits on each miss: 2x slower)
+        q = 0
         for i in range(0, c - m + 1, stride):
             g = np.uint64(0)
-            power = np.uint64(1)
             for j in range(m):
-                g = g + hashes[a + i + j] * power
-                power = power * p
-            slot = g & mask
-            if (table[slot >> np.uint64(3)] >> (slot & np.uint64(7))) & 1:
-                k = min(np.searchsorted(grams, g), last)
-                if last >= 0 and grams[k] == g:
-                    hit[t] = True
-                    break
+                g += hashes[a + i + j] * powers[j]
+            text_grams[q] = g
+            q += 1
+        maybe = 0
+        for r in range(q):
+            slot = text_grams[r] & mask
+            maybe |= (table[slot >> np.uint64(3)] >> (slot & np.uint64(7))) & 1
+        if maybe and last >= 0:
+            for r in range(q):
+                g = text_grams[r]
+                slot = g & mask
+                if (table[slot >> np.uint64(3)] >> (slot & np.uint64(7))) & 1:
+                    k = min(np.searchsorted(grams, g), last)
+                    if grams[k] == g:
+                        hit[t] = True
+                        break
     return hit
 
 
 def warm() -> None:
     """Load every kernel (compiled, or read from numba's on-disk cache) now rather than at first use."""
     data, offsets = np.frombuffer(b"a b c d", dtype=np.uint8), np.array([0, 7], dtype=np.int64)
-    hashes, counts = word_hashes(data, offsets)
+    hashes, counts, _ = word_hashes(data, offsets)
     ends = np.array([0, len(hashes)], dtype=np.int64)
-    sketch(hashes, ends, 2, np.uint64(3), np.uint64(3), np.uint16(1))
+    sketch(hashes, ends, 2, np.uint64(3), np.uint64(3), np.empty(1, dtype=np.uint64),
+           np.empty((1, 64), dtype=np.uint16))
     probe(hashes, ends, 2, 1, np.uint64(3), np.zeros(8, dtype=np.uint8), 6, np.zeros(1, dtype=np.uint64))
+
+
+@njit(nogil=True, cache=True)
+def band_keys(sig: np.ndarray, bands: int, rows: int, fold: np.uint64) -> np.ndarray:
+    """(bands, n) uint64: each band's key per signature row, as validators/minhash.band_key makes it, in one
+    pass over the rows (a band at a time reads every 128-byte row again for 10 of its bytes)."""
+    n = sig.shape[0]
+    out = np.empty((bands, n), dtype=np.uint64)
+    for i in range(n):
+        for b in range(bands):
+            first = b * rows
+            head = (np.uint64(sig[i, first]) | (np.uint64(sig[i, first + 1]) << np.uint64(16))
+                    | (np.uint64(sig[i, first + 2]) << np.uint64(32)) | (np.uint64(sig[i, first + 3]) << np.uint64(48)))
+            out[b, i] = head + np.uint64(sig[i, first + 4]) * fold
+    return out

@@ -106,7 +106,19 @@ def _read_file(path: Path, wanted: list[str]) -> tuple[pl.DataFrame, list[str], 
         if "utf-8" not in str(exc).lower():
             raise InputError(f"{path}: not a readable Parquet file ({str(exc).splitlines()[0]})") from None
         frame, bad = _read_repairing(path, present)
-    return _coerce(frame, wanted).with_columns(_generation_fields(path, frame.height)), problems, bad
+    frame = _coerce(frame, wanted)
+    return frame.with_columns(_chunked_like(frame, _generation_fields(path, frame.height))), problems, bad
+
+
+def _chunked_like(frame: pl.DataFrame, columns: list[pl.Series]) -> list[pl.Series]:
+    """columns cut into the frame's chunks (Parquet row groups): a frame whose columns are chunked alike is
+    not copied into one chunk per column by each later operation that lines rows up (400 MB of text per
+    file, again and again)."""
+    lengths = frame.to_series(0).chunk_lengths() if frame.width else []
+    if len(lengths) <= 1:
+        return columns
+    starts = np.cumsum([0, *lengths[:-1]])
+    return [pl.concat([c.slice(int(a), n) for a, n in zip(starts, lengths)], rechunk=False) for c in columns]
 
 
 def _generation_fields(path: Path, rows: int) -> list[pl.Series]:

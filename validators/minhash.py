@@ -1,17 +1,16 @@
 """MinHash signatures of shingle sets (a compiled pass, validators/kernels.py) and LSH candidate pairs (numpy).
 
-One-permutation hashing (Li, Owen & Zhang 2012) with rotation densification
-(Shrivastava & Li 2014): each shingle hash picks one of K bins by its top 6 bits
-and competes there with its low 32 bits, so a text costs one pass over its
-shingles instead of K; an empty bin takes the next non-empty one's value plus
-STEP per bin of distance (circularly), so texts with the same non-empty bins
-fill their empty ones alike. The minimum of each bin is kept as 16 bits
-(b-bit MinHash: two different minima agree by chance with probability 2^-16),
-which is what a signature stores.
+One-permutation hashing (Li, Owen & Zhang 2012) with densification: each shingle
+hash picks one of K bins by its top 6 bits and competes there with its low 32
+bits, so a text costs one pass over its shingles instead of K; an empty bin
+copies the first non-empty bin along its own fixed sequence of bins ("optimal
+densification", Shrivastava 2017), so texts with the same non-empty bins fill
+their empty ones alike, and empty bins borrow from different sources. The
+minimum of each bin is kept as 16 bits (b-bit MinHash: two different minima
+agree by chance with probability 2^-16), which is what a signature stores.
 Banding: BANDS bands of ROWS slots; texts that agree on all slots of a band
 are candidates, and a candidate pair is kept when the share of equal slots
-(the Jaccard estimate) reaches the threshold.
-"""
+(the Jaccard estimate) reaches the threshold."""
 
 from __future__ import annotations
 
@@ -22,28 +21,38 @@ from prefmix.validators import bitset, kernels, ngrams, threads
 SLOTS = 64
 BANDS = 12  # bands of ROWS slots (60 of the 64; all 64 estimate the similarity): candidates with
 ROWS = 5  # probability 0.89 at Jaccard 0.7, 0.99 at 0.8, and 16x fewer chance ones than 16 bands of 4
-STEP = 0x9E3779B1  # what an empty bin adds per bin of distance to the next non-empty one (densification)
 MAX_GROUP = 8  # partners checked per text within one band bucket (a bucket of near-identical texts is dense)
 
 
-def signatures(w: ngrams.Words, shingle: int) -> tuple[np.ndarray, np.ndarray]:
+def signatures(w: ngrams.Words, shingle: int, keys: np.ndarray | None = None,
+               sig: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(keys, signatures) of the texts of w: ngrams.text_keys, and (n, SLOTS) uint16 signatures of their word
     `shingle`-grams (a text of fewer words: one shingle of all of them). A text without words gets noise in
-    every slot and must be left out. One compiled pass per text (validators/kernels.py)."""
-    return kernels.sketch(w.hashes, w.offsets, shingle, ngrams.P, ngrams.P_INV, np.uint16(STEP & 0xFFFF))
+    every slot and must be left out. One compiled pass per text (validators/kernels.py), into `keys` and
+    `sig` when given (rows of larger arrays: no copy)."""
+    keys = np.empty(len(w), dtype=np.uint64) if keys is None else keys
+    sig = np.empty((len(w), SLOTS), dtype=np.uint16) if sig is None else sig
+    kernels.sketch(w.hashes, w.offsets, shingle, ngrams.P, ngrams.P_INV, keys, sig)
+    return keys, sig
 
 
-def band_keys(sig: np.ndarray, band: int) -> np.ndarray:
+FOLD = np.uint64(0xD6E8FEB86659FD93)  # folds a band's fifth slot into the word of its first four
+
+
+def band_key(sig: np.ndarray, band: int) -> np.ndarray:
     """(n,) uint64: band `band`'s ROWS 16-bit slots in one word (equal slots, equal key): the first four
-    read as one 64-bit word straight from the signature rows, the fifth folded in by an odd multiplier."""
+    read as one little-endian 64-bit word, the fifth times FOLD added. The definition; `band_keys` makes
+    every band's at once."""
     sig = np.ascontiguousarray(sig, dtype=np.uint16)
-    n = len(sig)
     first = band * ROWS
-    if n == 0:
-        return np.empty(0, dtype=np.uint64)
-    head = np.ndarray((n,), dtype="<u8", buffer=sig, offset=2 * first, strides=(sig.strides[0],))
+    head = sig[:, first : first + 4].astype(np.uint64) << (np.arange(4, dtype=np.uint64) * np.uint64(16))
     with np.errstate(over="ignore"):
-        return head + sig[:, first + 4].astype(np.uint64) * np.uint64(0xD6E8FEB86659FD93)
+        return np.bitwise_or.reduce(head, axis=1) + sig[:, first + 4].astype(np.uint64) * FOLD
+
+
+def band_keys(sig: np.ndarray) -> np.ndarray:
+    """(BANDS, n) uint64: every band's key (band_key) in one compiled pass over the signature rows."""
+    return kernels.band_keys(np.ascontiguousarray(sig, dtype=np.uint16), BANDS, ROWS, FOLD)
 
 
 MEMBER_BITS = 20  # a 128 KB bit set of a band's repeated keys: texts are tested against it before the search
@@ -72,17 +81,17 @@ def candidate_pairs(sig: np.ndarray) -> np.ndarray:
     each text meets at most MAX_GROUP texts before it and the bucket's first text, so a bucket of thousands
     of copies stays linear."""
     n = len(sig)
-    found = [p for band in threads.ordered_map(lambda b: _band_pairs(sig, b), range(BANDS)) for p in band]
+    keys = band_keys(sig)
+    found = [p for band in threads.ordered_map(lambda b: _band_pairs(keys[b], n), range(BANDS)) for p in band]
     if not found:
         return np.empty((0, 2), dtype=np.int64)
     unique = np.unique(np.concatenate(found))  # one entry per pair over all bands (lower index first)
     return np.stack([unique // n, unique % n], axis=1)
 
 
-def _band_pairs(sig: np.ndarray, band: int) -> list[np.ndarray]:
-    """One band's candidate pairs, each coded i * n + j."""
-    n = len(sig)
-    texts, bucket = _repeated(band_keys(sig, band))
+def _band_pairs(keys: np.ndarray, n: int) -> list[np.ndarray]:
+    """One band's candidate pairs (keys: the band's key per text), each coded i * n + j."""
+    texts, bucket = _repeated(keys)
     if texts.size == 0:
         return []
     order = np.argsort(bucket, kind="stable")  # few texts: by bucket, texts ascending within one

@@ -35,35 +35,54 @@ class Words:
     def __len__(self) -> int:
         return len(self.offsets) - 1
 
+    @classmethod
+    def of(cls, hashes: np.ndarray, counts: np.ndarray) -> "Words":
+        offsets = np.zeros(len(counts) + 1, dtype=np.int64)
+        np.cumsum(counts, out=offsets[1:])
+        return cls(hashes, offsets)
+
     def select(self, texts: np.ndarray) -> "Words":
         """The words of some texts (indices ascending), as a Words of their own."""
         counts = self.counts[texts]
-        offsets = np.zeros(len(texts) + 1, dtype=np.int64)
-        np.cumsum(counts, out=offsets[1:])
-        index = np.repeat(self.offsets[texts] - offsets[:-1], counts) + np.arange(int(offsets[-1]), dtype=np.int64)
-        return Words(self.hashes[index], offsets)
+        return Words.of(self.hashes[_flat_index(self.offsets[texts], counts)], counts)
 
 
 def words(texts: pl.Series) -> Words:
     """Lowercase, split on spaces, tabs, newlines, carriage returns and U+00A0 (runs of them make no empty
     words); each word hashed by validators/kernels.py's fixed scheme, in one compiled pass over the bytes."""
-    texts = texts.fill_null("").rechunk()
-    # ASCII letters are lowercased in the pass itself; a text with other characters is lowercased by Polars
-    # first (Unicode rules), and only those texts are copied.
-    wide = texts.str.len_bytes() != texts.str.len_chars()
-    if wide.any():
-        texts = pl.select(pl.when(wide).then(texts.str.to_lowercase()).otherwise(texts)).to_series().rechunk()
-    arrow = texts.to_arrow()
+    hashes, counts, wide = kernels.word_hashes(*_bytes(texts))
+    first = Words.of(hashes, counts)
+    if not wide.any():
+        return first
+    # ASCII letters are lowercased in the pass itself; texts with other characters are lowercased by Polars
+    # (Unicode rules) and hashed again, and their words take the place of the first ones.
+    rows = np.flatnonzero(wide)
+    again_hashes, again_counts, _ = kernels.word_hashes(*_bytes(texts.gather(rows).str.to_lowercase()))
+    counts = counts.copy()
+    counts[rows] = again_counts
+    out = Words.of(np.empty(int(counts.sum()), dtype=np.uint64), counts)
+    same = np.flatnonzero(~wide)
+    out.hashes[_flat_index(out.offsets[same], counts[same])] = first.select(same).hashes
+    out.hashes[_flat_index(out.offsets[rows], again_counts)] = again_hashes
+    return out
+
+
+def _bytes(texts: pl.Series) -> tuple[np.ndarray, np.ndarray]:
+    """The UTF-8 bytes and int64 offsets of a text column (null as empty), without a copy per text."""
+    arrow = texts.fill_null("").rechunk().to_arrow()
     if isinstance(arrow, pa.ChunkedArray):
         arrow = arrow.combine_chunks()
-    arrow = arrow.cast(pa.large_string()) if arrow.type != pa.large_string() else arrow
-    _, offsets_buffer, data_buffer = arrow.buffers()
-    offsets = np.frombuffer(offsets_buffer, dtype=np.int64)[arrow.offset : arrow.offset + len(arrow) + 1]
-    data = np.frombuffer(data_buffer, dtype=np.uint8) if data_buffer is not None else np.zeros(1, np.uint8)
-    hashes, counts = kernels.word_hashes(data, offsets)
-    offsets_out = np.zeros(len(counts) + 1, dtype=np.int64)
-    np.cumsum(counts, out=offsets_out[1:])
-    return Words(hashes, offsets_out)
+    if arrow.type != pa.large_string():
+        arrow = arrow.cast(pa.large_string())
+    _, offsets, data = arrow.buffers()
+    return (np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(1, dtype=np.uint8),
+            np.frombuffer(offsets, dtype=np.int64)[arrow.offset : arrow.offset + len(arrow) + 1])
+
+
+def _flat_index(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """The flat positions starts[i], starts[i] + 1, ..., starts[i] + counts[i] - 1, for every i in turn."""
+    ends = np.cumsum(counts)
+    return np.repeat(starts - (ends - counts), counts) + np.arange(int(ends[-1]) if len(ends) else 0, dtype=np.int64)
 
 
 @functools.lru_cache(maxsize=4)

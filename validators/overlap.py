@@ -33,7 +33,7 @@ SKETCH = "prompt_sketch.parquet"
 # How a sketch's keys and signatures were made (word hash, MinHash layout, shingle size), kept in its file's
 # metadata: a sketch made another way is not comparable and the earlier batch's prompts are read instead.
 SCHEME_KEY = "prefmix.prompt_sketch"
-WORD_SCHEME = "words=pack8-fold-mix64;minhash=oph64-b16;sig=fixed-binary"
+WORD_SCHEME = "words=pack8-fold-mix64;minhash=oph64-b16-optimal-densify;sig=fixed-binary"
 
 
 def scheme(gate: Gate) -> str:
@@ -64,10 +64,11 @@ def _member(grams: np.ndarray, sorted_grams: np.ndarray, table: np.ndarray) -> n
 
 
 def probe_stride(n: int) -> int:
-    """Every n-gram of a prompt holds a (n - k + 1)-gram starting at a multiple of k (k = n // 3, counted
+    """Every n-gram of a prompt holds a (n - k + 1)-gram starting at a multiple of k (k = n // 2, counted
     from the prompt's first word): looking those up in all the eval set's (n - k + 1)-grams finds every
-    prompt that can share an n-gram with it, for a k-th of the look-ups."""
-    return max(1, n // 3)
+    prompt that can share an n-gram with it, for a k-th of the look-ups (13-grams: 8-grams at every 6th
+    word, still far too long to meet by chance)."""
+    return max(1, n // 2)
 
 
 @dataclass(frozen=True)
@@ -165,7 +166,7 @@ def sketch(prompts: pl.Series, gate: Gate, evals: list[EvalSet]) -> Sketch:
     def chunk(start: int) -> None:
         w = ngrams.words(prompts.slice(start, CHUNK))
         stop = start + len(w)
-        keys[start:stop], sig[start:stop] = minhash.signatures(w, gate.near_duplicates.shingle)
+        minhash.signatures(w, gate.near_duplicates.shingle, keys[start:stop], sig[start:stop])
         ok[start:stop] = w.counts > 0
         if evals:
             hit = np.zeros(len(w), dtype=bool)

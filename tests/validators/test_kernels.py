@@ -9,7 +9,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from prefmix.validators import minhash, ngrams
+from prefmix.validators import kernels, minhash, ngrams
 
 SEPARATORS = (" ", "  ", "\n", "\t", "\r\n", "\u00a0", " \u00a0 ")
 WORDS = ("What", "is", "a", "bond?", "Zürich", "ÉCOLE", "x", "İstanbul", "ß", "naïve", "日本語", "3.5", "A-B")
@@ -54,32 +54,33 @@ def test_words_of_a_slice_match_the_whole() -> None:
 
 
 def _reference_signatures(w: ngrams.Words, shingle: int) -> np.ndarray:
-    """Every shingle materialised, per-bin minima by np.minimum.at, then the densify sweep over all texts."""
+    """Every shingle materialised, per-bin minima by np.minimum.at, then each empty bin, one at a time, copies
+    the first non-empty bin along its sequence (kernels.BORROW), else the next non-empty one round."""
     shingles, text = ngrams.ngrams(w, shingle, short=True)
     n = len(w)
-    index = (shingles >> np.uint64(58)) * np.uint64(n) + text.astype(np.uint64)
-    table = np.full(minhash.SLOTS * n, 0xFFFFFFFF, dtype=np.uint32)
+    index = text.astype(np.uint64) * np.uint64(minhash.SLOTS) + (shingles >> np.uint64(58))
+    table = np.full(n * minhash.SLOTS, 0xFFFFFFFF, dtype=np.uint32)
     np.minimum.at(table, index, shingles.astype(np.uint32))
-    table = table.reshape(minhash.SLOTS, n)
-    empty = table == 0xFFFFFFFF
-    low = table.astype(np.uint16)
-    step = np.uint16(minhash.STEP & 0xFFFF)
-    first = np.argmin(empty, axis=0)
-    with np.errstate(over="ignore"):
-        carry = low[first, np.arange(n)] + first.astype(np.uint16) * step
-        none = empty[0] & (first == 0)
-        carry[none] = np.uint16(0xFFFF) + np.uint16(minhash.SLOTS) * step
-        for j in range(minhash.SLOTS - 1, -1, -1):
-            carry = np.where(empty[j], carry + step, low[j])
-            low[j] = carry
-    return np.ascontiguousarray(low.T)
+    table = table.reshape(n, minhash.SLOTS)
+    out = table.copy()
+    for t in range(n):
+        row = table[t]
+        if (row == 0xFFFFFFFF).all():
+            continue
+        for j in np.flatnonzero(row == 0xFFFFFFFF):
+            source = next((int(b) for b in kernels.BORROW[j] if row[b] != 0xFFFFFFFF), None)
+            if source is None:
+                source = next(int(k % minhash.SLOTS) for k in range(j + 1, j + minhash.SLOTS + 1)
+                              if row[k % minhash.SLOTS] != 0xFFFFFFFF)
+            out[t, j] = row[source]
+    return out.astype(np.uint16)
 
 
 @pytest.mark.parametrize("shingle", [1, 3, 5])
 def test_signatures_and_keys_match_the_numpy_definition(shingle: int) -> None:
     rng = random.Random(shingle)
     vocab = [f"w{i}" for i in range(300)]
-    texts = [" ".join(rng.choices(vocab, k=rng.choice([0, 1, 2, 4, 5, 9, 40, 200]))) for _ in range(2000)]
+    texts = [" ".join(rng.choices(vocab, k=rng.choice([0, 1, 2, 4, 5, 9, 40, 200]))) for _ in range(1000)]
     w = ngrams.words(pl.Series(texts))
     keys, sig = minhash.signatures(w, shingle)
     ok = w.counts > 0  # a text without words carries noise, left out by the caller
@@ -99,7 +100,7 @@ def test_near_copies_agree_on_most_slots_and_strangers_on_few() -> None:
 
 
 def test_probe_finds_exactly_the_texts_holding_a_listed_gram() -> None:
-    from prefmix.validators import kernels, overlap
+    from prefmix.validators import overlap
 
     rng = random.Random(7)
     vocab = [f"w{i}" for i in range(50)]
@@ -115,3 +116,26 @@ def test_probe_finds_exactly_the_texts_holding_a_listed_gram() -> None:
     table = overlap._bit_table(listed)
     found = kernels.probe(w.hashes, w.offsets, m, stride, ngrams.P, table, overlap.PROBE_BITS, listed)
     assert expected.any() and np.array_equal(found, expected)
+
+
+def test_band_keys_in_one_pass_match_the_definition() -> None:
+    sig = np.random.default_rng(4).integers(0, 1 << 16, (3000, minhash.SLOTS), dtype=np.uint16)
+    keys = minhash.band_keys(sig)
+    assert keys.shape == (minhash.BANDS, 3000)
+    for band in range(minhash.BANDS):
+        assert np.array_equal(keys[band], minhash.band_key(sig, band))
+    # equal slots in a band give equal keys, one changed slot another key
+    other = sig.copy()
+    other[0, 7] ^= 1
+    assert minhash.band_keys(other)[1, 0] != keys[1, 0] and minhash.band_keys(other)[0, 0] == keys[0, 0]
+
+
+def test_unrelated_prompts_share_no_band_by_chance() -> None:
+    """A run of empty bins must be as distinct as the minimum it is filled from. 20k short prompts of 10
+    words drawn from a million (no shingle in common, so every candidate is chance) leave most bins empty:
+    filled by rotation from the next non-empty bin's 16-bit value (plus steps) they gave 11,319 candidate
+    pairs."""
+    rng = np.random.default_rng(9)
+    texts = [" ".join(f"w{i}" for i in rng.integers(0, 1_000_000, 10)) for _ in range(20_000)]
+    _, sig = minhash.signatures(ngrams.words(pl.Series(texts)), 5)
+    assert len(minhash.candidate_pairs(sig)) == 0
