@@ -53,12 +53,20 @@ _KEY_VALUE = r'"{key}"\s*:\s*'
 _DIGITS = re.compile(r"\d+")
 
 
+def _is_mapping(value: Any) -> bool:
+    # Parsed JSON is plain dicts: test for dict first, since an isinstance check against the Mapping ABC costs
+    # several times more and runs once per token of every judge reply.
+    return type(value) is dict or isinstance(value, Mapping)
+
+
 def _entries(logprobs_content: Any) -> list[Mapping[str, Any]]:
-    if isinstance(logprobs_content, Mapping):  # a whole `choice["logprobs"]` object
+    if _is_mapping(logprobs_content):  # a whole `choice["logprobs"]` object
         logprobs_content = logprobs_content.get("content")
-    if not isinstance(logprobs_content, Sequence) or isinstance(logprobs_content, (str, bytes)):
+    if type(logprobs_content) is not list and (
+        not isinstance(logprobs_content, Sequence) or isinstance(logprobs_content, (str, bytes))
+    ):
         return []
-    return [e for e in logprobs_content if isinstance(e, Mapping) and isinstance(e.get("token"), str)]
+    return [e for e in logprobs_content if _is_mapping(e) and isinstance(e.get("token"), str)]
 
 
 def _prob(logprob: Any) -> float:
@@ -71,7 +79,7 @@ def _alternatives(entry: Mapping[str, Any]) -> dict[str, float]:
     """token text -> probability at one position: the top list plus the sampled token itself."""
     out: dict[str, float] = {}
     for alt in entry.get("top_logprobs") or []:
-        if isinstance(alt, Mapping) and isinstance(alt.get("token"), str):
+        if _is_mapping(alt) and isinstance(alt.get("token"), str):
             out.setdefault(alt["token"], _prob(alt.get("logprob")))
     out.setdefault(entry["token"], _prob(entry.get("logprob")))
     return out
@@ -79,8 +87,11 @@ def _alternatives(entry: Mapping[str, Any]) -> dict[str, float]:
 
 def score_position(logprobs_content: Any, key: str = "score") -> tuple[int, str] | None:
     """(index of the entry where the value of `key` starts, the part of that token before the value)."""
-    entries = _entries(logprobs_content)
-    text = "".join(e["token"] for e in entries)
+    return _position(_entries(logprobs_content), key)
+
+
+def _position(entries: list[Mapping[str, Any]], key: str) -> tuple[int, str] | None:
+    text = "".join([e["token"] for e in entries])
     match = re.search(_KEY_VALUE.format(key=re.escape(key)), text)
     if match is None:
         return None
@@ -94,6 +105,29 @@ def score_position(logprobs_content: Any, key: str = "score") -> tuple[int, str]
     return None
 
 
+def score_window(logprobs_content: Any, key: str = "score") -> list[dict[str, Any]]:
+    """The part of a judge's logprobs that the expected score reads, in the same layout: every entry's token and
+    logprob (the key is found in the tokens' text), alternatives only at the score position and the one after it.
+
+    score_details(score_window(x), ...) equals score_details(x, ...) for every range.  A reply's logprobs carry
+    up to 20 alternatives (each with its UTF-8 bytes) at every token of the rationale: thousands of Python
+    objects per reply that nothing reads.  Keeping only this window makes a reply small to hold and to cache.
+    """
+    entries = _entries(logprobs_content)
+    found = _position(entries, key)
+    kept = range(found[0], found[0] + 2) if found is not None else range(0)
+    out: list[dict[str, Any]] = []
+    for i, e in enumerate(entries):
+        entry = {"token": e["token"], "logprob": e.get("logprob")}
+        if i in kept:
+            entry["top_logprobs"] = [
+                {"token": a["token"], "logprob": a.get("logprob")}
+                for a in e.get("top_logprobs") or [] if _is_mapping(a) and isinstance(a.get("token"), str)
+            ]
+        out.append(entry)
+    return out
+
+
 def score_distribution(logprobs_content: Any, lo: int, hi: int, key: str = "score") -> dict[int, float]:
     """Unnormalised probability of each integer score in [lo, hi] that the logprobs show."""
     return _distribution(logprobs_content, lo, hi, key)[0]
@@ -102,7 +136,7 @@ def score_distribution(logprobs_content: Any, lo: int, hi: int, key: str = "scor
 def _distribution(logprobs_content: Any, lo: int, hi: int, key: str) -> tuple[dict[int, float], float]:
     """(score -> probability, mass of open-ended alternatives whose continuation was not observed)."""
     entries = _entries(logprobs_content)
-    found = score_position(entries, key)
+    found = _position(entries, key)
     if found is None:
         return {}, 0.0
     i, before = found

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Awaitable, Callable, Sequence
 
 from prefmix.config import Config, Generation
@@ -14,7 +14,7 @@ from prefmix.records import record_id
 from prefmix.generators.client import ChatClient, ChatResult, RequestFailed, Tokens
 from prefmix.generators.constitution import Constitution
 from prefmix.generators.durable import RequestCache
-from prefmix.generators.expected_score import expected_score
+from prefmix.generators.expected_score import expected_score, score_window
 from prefmix.hashing import sha256_json
 from prefmix.generators.pairing import SCORE_RANGE, NoPair, Pick, distinct, parse_score, seeded_rng
 from prefmix.generators.templates import Messages, TemplateSet
@@ -162,7 +162,8 @@ class Context:
 
     def judge_payload(self, messages: Messages, schema: dict[str, Any], name: str, logprobs: bool = False) -> dict[str, Any]:
         """A JSON-schema judge request; with `logprobs` the reply carries the score-token probabilities (vLLM
-        renormalises them over the tokens the grammar allows, before temperature: see expected_score.py)."""
+        renormalises them over the tokens the grammar allows, before temperature: see expected_score.py); `ask`
+        keeps only their score window."""
         payload: dict[str, Any] = {
             "messages": messages,
             "temperature": self.judge_temperature,
@@ -181,6 +182,10 @@ class Context:
             tally.add(hit, cached=True)
             return hit
         result = await client.chat(payload)
+        if result.logprobs is not None:
+            # Logprobs are asked for the expected score alone (judge_payload): keep the window it reads, so neither
+            # this result nor its cache row holds the thousands of objects of a whole reply's alternatives.
+            result = replace(result, logprobs=score_window(result.logprobs))
         if self.cache is not None:
             self.cache.put(key, result)
         tally.add(result, cached=False)

@@ -20,6 +20,7 @@ from prefmix.generators.expected_score import (
     score_details,
     score_distribution,
     score_position,
+    score_window,
 )
 from prefmix.generators.pairing import parse_score
 
@@ -173,3 +174,27 @@ def test_ties_broken_by_expected_score():
     assert parse_score(fixture("score8_t0")["response"]["choices"][0]["message"]["content"]) == 1
     ea, eb = expected_score(a, 1, 10), expected_score(b, 1, 10)
     assert ea is not None and eb is not None and ea != eb
+
+
+def _merged_colon() -> list[dict[str, Any]]:
+    lp = copy.deepcopy(content("score8_t0"))
+    colon, digit = lp[2], lp[3]
+    lp[2:4] = [{"token": colon["token"] + digit["token"], "logprob": digit["logprob"],
+                "top_logprobs": [{"token": colon["token"] + a["token"], "logprob": a["logprob"]} for a in digit["top_logprobs"]]}]
+    return lp
+
+
+@pytest.mark.parametrize("name", ["score1_t1", "score1_t0", "score10_t1", "score8_t1", "score8_t0", "noschema_t0", "merged"])
+def test_score_window_keeps_what_the_expected_score_reads(name: str):
+    """What a judge result keeps of its logprobs (the cache stores it): the same details for every range, the
+    tokens of every position, alternatives only at the score position and the next one, no bytes."""
+    lp = _merged_colon() if name == "merged" else content(name)
+    window = score_window(lp)
+    assert [e["token"] for e in window] == [e["token"] for e in lp]
+    for lo, hi in [(1, 10), (1, 5), (2, 9)]:
+        assert score_details(window, lo, hi) == score_details(lp, lo, hi)
+    with_alternatives = [i for i, e in enumerate(window) if "top_logprobs" in e]
+    found = score_position(lp)
+    assert with_alternatives == ([] if found is None else [i for i in (found[0], found[0] + 1) if i < len(lp)])
+    assert all(set(a) == {"token", "logprob"} for i in with_alternatives for a in window[i]["top_logprobs"])
+    assert len(json.dumps(window)) < len(json.dumps(lp)) / 3
