@@ -10,6 +10,7 @@ import yaml
 
 from prefmix.config import load
 from prefmix.errors import ConfigError, InputError, UserError
+from prefmix.hashing import sha256_json
 from prefmix.store import Store
 
 from prefmix.generators.constitution import load_constitution
@@ -144,6 +145,10 @@ def test_request_cache_roundtrip(tmp_path: Path) -> None:
     cache = RequestCache(tmp_path / "c.sqlite")
     key = RequestCache.key("m", {"messages": [{"role": "user", "content": "x"}]}, "salt")
     assert key != RequestCache.key("m", {"messages": [{"role": "user", "content": "x"}]}, "salt2")
+    # the same key as the canonical-JSON recipe it replaced, so a run started before resumes from its cache
+    payload = {"messages": [{"role": "user", "content": "Wie geht's? \u00fc\n"}], "temperature": 0.7, "top_p": 0.9,
+               "max_tokens": 192, "seed": 123, "logprobs": True, "response_format": {"type": "json_schema"}}
+    assert RequestCache.key("m", payload, "s") == sha256_json({"model": "m", "payload": payload, "salt": "s"})
     assert cache.get(key) is None
     cache.put(key, ChatResult("hello", "stop", 3, 1))
     cache.close()
