@@ -49,10 +49,13 @@ def _run_gate(config: Config, batch_dir: Path, facts: GateFacts | None) -> GateR
     user = suites.load(config.gate) if config.gate.suites else []
     keep = config.gate.samples
     batch = metrics.read_batch(batch_dir, with_annotation=facts.human_agreement is None)
+    out = batch_dir / "report"
     # The overlap checks (tokenising every prompt: the longest step) run beside the row and agent checks and
-    # the summary figure; measures and errors come in the order the steps are listed.
+    # the summary figure, and the prompt sketch they leave is written beside validation and the report;
+    # measures and errors come in the order the steps are listed.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="prefmix-gate") as side:
-        near = side.submit(_overlap, batch.frame, config, batch_dir, keep, active) if active & OVERLAP else None
+        near = side.submit(overlap.measure, batch.frame, config.gate, batch_dir, keep, active) if active & OVERLAP else None
+        sketch = side.submit(lambda: overlap.write_sketch(near.result()[1], out)) if near is not None else None
         measures = metrics.measure(config, batch, facts.human_agreement, facts.judge_human, active)
         try:
             agent_measures = []
@@ -68,9 +71,18 @@ def _run_gate(config: Config, batch_dir: Path, facts: GateFacts | None) -> GateR
         except Exception as exc:
             figure = exc
         if near is not None:
-            measures += near.result()
+            measures += near.result()[0]
         measures += agent_measures
+        result = _decide_and_report(config, batch, batch_dir, facts, measures, severities, user, keep, figure)
+        if sketch is not None:
+            sketch.result()
+        return result
 
+
+def _decide_and_report(config: Config, batch: metrics.Batch, batch_dir: Path, facts: GateFacts,
+                       measures: list[metrics.Measure], severities: dict[str, str], user: list[suites.UserCheck],
+                       keep: int, figure: Any) -> GateResult:
+    """GX validates the measures (and the user's suites on the rows); the verdict; the report files."""
     rows = metrics.rows_frame(batch, batch_dir) if user else None
     run = suite.validate(measures, severities, batch_dir.name, user, rows, keep)
     success = suite.by_check(run)
@@ -114,13 +126,6 @@ def _run_gate(config: Config, batch_dir: Path, facts: GateFacts | None) -> GateR
         report=GateReport(data_docs=str(docs) if docs else None, summary_png=str(png), validation_json=str(validation_json),
                           html=str(page)),
     )
-
-
-def _overlap(frame: Any, config: Config, batch_dir: Path, keep: int, active: set[str]) -> list[metrics.Measure]:
-    """The overlap measures; the sketch of the prompts this batch adds is written here, beside the row checks."""
-    near, kept = overlap.measure(frame, config.gate, batch_dir, keep, active)
-    overlap.write_sketch(kept, batch_dir / "report")
-    return near
 
 
 def _user_check(u: suites.UserCheck, result: dict[str, Any], keep: int) -> GateCheck:
