@@ -17,6 +17,13 @@ side reuses the other's cache. A warm-up pair of runs comes first.
   with the demo's generation settings (brevity template, T=0.7, max_tokens 192, greedy judge with expected
   scores, truncated answers rejected) on the demo's sample prompts; $PREFMIX_TEST_SMALL_URL reuses a server.
   Also reports teacher tokens per accepted pair with integer scores and with expected scores, side by side.
+  Rounds are small (about 124 requests; `--prompts 64` doubles them, and on a busy 2-core machine took 28 minutes),
+  so a run's fixed costs and the collector's full passes move the client CPU ratio from round to round; the
+  JSON gives each round's figures and the collector's share.
+
+Client CPU is the whole process's CPU (getrusage) over each side's window. Before each window, outside it and
+for both sides alike, the heap is collected once (settle_heap), so that neither side pays for a full
+collection that the other side's garbage made due.
 The last line printed is JSON with at least {"ratio": prefmix req/s / plain req/s}.
 """
 
@@ -25,6 +32,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import resource
@@ -131,6 +139,35 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+class GCClock:
+    """Time spent in the cycle collector and its full passes, to tell how much of a window's CPU was collection."""
+
+    def __init__(self) -> None:
+        self.seconds, self.full, self._start = 0.0, 0, 0.0
+        gc.callbacks.append(self._tick)
+
+    def _tick(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._start = time.perf_counter()
+            return
+        self.seconds += time.perf_counter() - self._start
+        self.full += info["generation"] == 2
+
+    def read(self) -> tuple[float, int]:
+        return self.seconds, self.full
+
+
+GC = GCClock()
+
+
+def settle_heap() -> None:
+    """A full collection before each side's measured window (outside it), for both sides alike: the collector's
+    debt, the objects promoted since its last full pass, carries over from whatever ran before, and one full
+    pass over this process's heap (~110,000 objects) costs about as much CPU as a hundred requests; without it,
+    which window pays for the other side's garbage decides a round."""
+    gc.collect()
+
+
 def run_prefmix(config_path: Path, template: str, run_id: str, nonce: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """One fresh generate() run; returns its measures and the payloads it sent, in order."""
     from prefmix.generators.run import generate
@@ -145,16 +182,18 @@ def run_prefmix(config_path: Path, template: str, run_id: str, nonce: str) -> tu
     ChatClient.chat = recording  # type: ignore[method-assign]
     try:
         config = load(config_path, [f"generation.template={nonce_template(config_path.parent, template, nonce)}"])
-        c0, t0 = cpu_seconds(), time.perf_counter()
+        settle_heap()
+        (g0, f0), c0, t0 = GC.read(), cpu_seconds(), time.perf_counter()
         run = generate(config, Store.at(config.store), run_id)
-        elapsed, cpu = time.perf_counter() - t0, cpu_seconds() - c0
+        elapsed, cpu, (g1, f1) = time.perf_counter() - t0, cpu_seconds() - c0, GC.read()
     finally:
         ChatClient.chat = original  # type: ignore[method-assign]
     s = run.summary
     assert s.requests_cached == 0 and s.requests_sent == len(sent), (s, len(sent))
     return {"requests": s.requests_sent, "completion_tokens": s.completion_tokens, "elapsed_s": elapsed,
             "client_cpu_s": cpu, "records": s.records, "rejections": s.rejections,
-            "teacher_tokens": s.prompt_tokens + s.completion_tokens, "expected_tie_breaks": s.expected_tie_breaks}, sent
+            "teacher_tokens": s.prompt_tokens + s.completion_tokens, "expected_tie_breaks": s.expected_tie_breaks,
+            "gc_s": g1 - g0, "full_collections": f1 - f0}, sent
 
 
 async def _plain(url: str, payloads: list[dict[str, Any]], concurrency: int) -> dict[str, Any]:
@@ -172,13 +211,14 @@ async def _plain(url: str, payloads: list[dict[str, Any]], concurrency: int) -> 
                 return 0
             return int(data["usage"]["completion_tokens"])
 
-        c0, t0 = cpu_seconds(), time.perf_counter()
+        settle_heap()
+        (g0, f0), c0, t0 = GC.read(), cpu_seconds(), time.perf_counter()
         tokens = await asyncio.gather(*(one(p) for p in payloads))
-        elapsed, cpu = time.perf_counter() - t0, cpu_seconds() - c0
+        elapsed, cpu, (g1, f1) = time.perf_counter() - t0, cpu_seconds() - c0, GC.read()
     if errors:
         print(f"plain: {len(errors)} error responses, first: {errors[0]}", flush=True)
     return {"requests": len(payloads) - len(errors), "completion_tokens": sum(tokens), "elapsed_s": elapsed,
-            "client_cpu_s": cpu, "errors": len(errors)}
+            "client_cpu_s": cpu, "errors": len(errors), "gc_s": g1 - g0, "full_collections": f1 - f0}
 
 
 def rates(m: dict[str, Any]) -> tuple[float, float]:
@@ -223,9 +263,11 @@ def main() -> int:
             cpu = 1000 * ours["client_cpu_s"] / ours["requests"], 1000 * plain["client_cpu_s"] / plain["requests"]
             print(f"round {r}: {ours['requests']} requests  prefmix {oq:7.2f} req/s {ot:7.0f} tok/s   "
                   f"plain {pq_:7.2f} req/s {pt:7.0f} tok/s   ratio {oq / pq_:.3f}   client CPU/request "
-                  f"{cpu[0]:.2f} vs {cpu[1]:.2f} ms; pairs {ours['records']} ({ours['expected_tie_breaks']} by expected)",
+                  f"{cpu[0]:.2f} vs {cpu[1]:.2f} ms (collector {1000 * ours['gc_s'] / ours['requests']:.2f} vs "
+                  f"{1000 * plain['gc_s'] / plain['requests']:.2f} ms, full passes {ours['full_collections']} vs "
+                  f"{plain['full_collections']}); pairs {ours['records']} ({ours['expected_tie_breaks']} by expected)",
                   flush=True)
-    total = {side: {k: sum(r[side][k] for r in rounds) for k in ("requests", "completion_tokens", "elapsed_s", "client_cpu_s")}
+    total = {side: {k: sum(r[side][k] for r in rounds) for k in ("requests", "completion_tokens", "elapsed_s", "client_cpu_s", "gc_s")}
              for side in ("prefmix", "plain")}
     (oq, ot), (pq_, pt) = rates(total["prefmix"]), rates(total["plain"])
     cpu_ms = {side: 1000 * total[side]["client_cpu_s"] / total[side]["requests"] for side in total}
@@ -250,6 +292,10 @@ def main() -> int:
         "prefmix_tok_s": round(ot, 1), "plain_tok_s": round(pt, 1),
         "client_cpu_ms_per_request": {k: round(v, 3) for k, v in cpu_ms.items()},
         "client_cpu_ratio": round(cpu_ms["prefmix"] / cpu_ms["plain"], 3),
+        "round_client_cpu_ms": [{side: round(1000 * r[side]["client_cpu_s"] / r[side]["requests"], 3) for side in ("prefmix", "plain")}
+                                for r in rounds],
+        "collector_ms_per_request": {side: round(1000 * total[side]["gc_s"] / total[side]["requests"], 3) for side in total},
+        "full_collections": {side: sum(r[side]["full_collections"] for r in rounds) for side in ("prefmix", "plain")},
         "round_ratios": [round(r["ratio"], 4) for r in rounds], "median_round_ratio": round(statistics.median(r["ratio"] for r in rounds), 4),
         "tokens_per_pair": {"integer": per_pair(tokens, pairs - by_expected), "expected": per_pair(tokens, pairs)},
         "pairs": {"integer": pairs - by_expected, "expected": pairs}, "prompts_total": prompts * rounds_n,
