@@ -113,7 +113,7 @@ def repetition(df: pl.DataFrame, gate: Gate, keep: int) -> Measure:
     """
     cfg = gate.repetition
     chosen = pl.col("chosen")
-    size = chosen.str.len_chars()
+    size = pl.lit(textbytes.chars(df, "chosen"))
     at = (size * 2) // 3
     window = chosen.str.slice(at, 24)
     candidate = (size >= 48) & chosen.str.head(at.cast(pl.Int64)).str.contains(window, literal=True)
@@ -206,7 +206,7 @@ def length_bias(df: pl.DataFrame, gate: Gate) -> Measure:
     """Per source, the mean chosen/rejected length ratio, taken as a geometric mean of the rows' ratios (one
     50,000-character answer must not decide it: that is text_length's business); the figure is the worst
     source's ratio or its inverse, so a judge that favours short answers is caught too."""
-    lengths = df.select("source", c=pl.col("chosen").str.len_chars(), r=pl.col("rejected").str.len_chars())
+    lengths = df.select("source", c=pl.lit(textbytes.chars(df, "chosen")), r=pl.lit(textbytes.chars(df, "rejected")))
     per = (
         lengths.filter((pl.col("c") > 0) & (pl.col("r") > 0))
         .group_by("source").agg(mean=(pl.col("c").cast(pl.Float64) / pl.col("r")).log().mean()).sort("source")

@@ -253,7 +253,7 @@ def _core(config: Config, batch: Batch, human_agreement: float | None, judge_hum
     keep = gate.samples
     rows = df.height
     text = [pl.col(c) for c in TEXT]
-    lengths = [pl.col(c).str.len_chars() for c in TEXT]
+    lengths = [pl.lit(textbytes.chars(df, c)) for c in TEXT]
     score_bad = [
         (pl.col(c).is_not_null() & (pl.col(c).is_nan() | (pl.col(c) < gate.score_min) | (pl.col(c) > gate.score_max)))
         for c in ("chosen_score", "rejected_score")

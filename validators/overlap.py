@@ -63,6 +63,14 @@ def _member(grams: np.ndarray, sorted_grams: np.ndarray, table: np.ndarray) -> n
     return out
 
 
+def _in_sorted(sorted_values: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Which of values are in sorted_values (ascending)."""
+    if sorted_values.size == 0:
+        return np.zeros(len(values), dtype=bool)
+    where = np.minimum(np.searchsorted(sorted_values, values), len(sorted_values) - 1)
+    return sorted_values[where] == values
+
+
 def probe_stride(n: int) -> int:
     """Every n-gram of a prompt holds a (n - k + 1)-gram starting at a multiple of k (k = n // 2, counted
     from the prompt's first word): looking those up in all the eval set's (n - k + 1)-grams finds every
@@ -105,12 +113,22 @@ class EvalSet:
 
 @dataclass
 class Sketch:
-    """Distinct prompts of one batch: normalized key, source bits, signature, has-shingles, contaminated."""
+    """Distinct prompts of one batch: normalized key, signature, has-shingles, contaminated. The signatures
+    are the first rows of `rows`, whose spare rows after them take earlier batches' prompts without a copy
+    of the batch's own."""
 
     keys: np.ndarray
-    sig: np.ndarray
+    rows: np.ndarray
     ok: np.ndarray
     contaminated: np.ndarray
+
+    @property
+    def sig(self) -> np.ndarray:
+        return self.rows[: len(self.keys)]
+
+    @property
+    def spare(self) -> np.ndarray:
+        return self.rows[len(self.keys) :]
 
 
 def read_eval_prompts(path: str) -> pl.Series:
@@ -154,12 +172,13 @@ def eval_sets(gate: Gate) -> list[tuple[str, EvalSet]]:
     return out
 
 
-def sketch(prompts: pl.Series, gate: Gate, evals: list[EvalSet]) -> Sketch:
+def sketch(prompts: pl.Series, gate: Gate, evals: list[EvalSet], spare: int = 0) -> Sketch:
     """Keys, signatures and contamination of `prompts`, CHUNK prompts at a time (chunks side by side on
-    the machine's cores; each fills its own rows)."""
+    the machine's cores; each fills its own rows), with `spare` signature rows kept free after them."""
     n = prompts.len()
     keys = np.empty(n, dtype=np.uint64)
-    sig = np.empty((n, minhash.SLOTS), dtype=np.uint16)
+    rows = np.empty((n + spare, minhash.SLOTS), dtype=np.uint16)
+    sig = rows[:n]
     ok = np.zeros(n, dtype=bool)
     contaminated = np.zeros(n, dtype=bool)
 
@@ -176,7 +195,7 @@ def sketch(prompts: pl.Series, gate: Gate, evals: list[EvalSet]) -> Sketch:
             contaminated[start:stop] = hit
 
     threads.ordered_map(chunk, range(0, n, CHUNK))
-    return Sketch(keys, sig, ok, contaminated)
+    return Sketch(keys, rows, ok, contaminated)
 
 
 @dataclass(frozen=True)
@@ -218,20 +237,22 @@ def measure(df: pl.DataFrame, gate: Gate, batch_dir: Path, keep: int, active: se
     """The near_duplicates and contamination measures (those in `active`) and the sketch to keep."""
     evals = eval_sets(gate) if "contamination" in active and gate.contamination.eval_sets else []
     distinct = _distinct_prompts(df)
-    sk = sketch(distinct.prompts, gate, [e for _, e in evals])
+    earlier = _earlier(batch_dir, gate) if "near_duplicates" in active else _earlier(batch_dir, None)
+    sk = sketch(distinct.prompts, gate, [e for _, e in evals], spare=len(earlier[0]))
     out: list[Measure] = []
     kept: dict[str, Any] = {}
     if "near_duplicates" in active:
-        near, kept = _near_duplicates(df, distinct, sk, gate, batch_dir, keep)
+        near, kept = _near_duplicates(df, distinct, sk, gate, earlier, keep)
         out.append(near)
     if "contamination" in active:
         out.append(_contamination(df, distinct, sk, gate, evals, keep))
     return out, kept
 
 
-def _earlier(batch_dir: Path, gate: Gate) -> tuple[np.ndarray, np.ndarray]:
-    """Keys and signatures of the prompts of earlier published batches (each key once)."""
-    if not gate.near_duplicates.earlier_batches:
+def _earlier(batch_dir: Path, gate: Gate | None) -> tuple[np.ndarray, np.ndarray]:
+    """Keys (sorted) and signatures of the prompts of earlier published batches, each key once (none
+    without a gate that compares with them)."""
+    if gate is None or not gate.near_duplicates.earlier_batches:
         return np.empty(0, np.uint64), np.empty((0, minhash.SLOTS), np.uint16)
     keys, sigs = [], []
     for folder in earlier_batches(batch_dir):
@@ -255,11 +276,12 @@ def _earlier(batch_dir: Path, gate: Gate) -> tuple[np.ndarray, np.ndarray]:
     return all_keys[first], all_sigs[first]
 
 
-def _near_duplicates(df: pl.DataFrame, distinct: Distinct, sk: Sketch, gate: Gate, batch_dir: Path,
-                     keep: int) -> tuple[Measure, dict[str, Any]]:
+def _near_duplicates(df: pl.DataFrame, distinct: Distinct, sk: Sketch, gate: Gate,
+                     earlier: tuple[np.ndarray, np.ndarray], keep: int) -> tuple[Measure, dict[str, Any]]:
     cfg = gate.near_duplicates
     # One document per normalized prompt: texts equal up to case and spacing are the same prompt.
-    if np.unique(sk.keys).size == len(sk.keys):  # the usual batch: every distinct text is its own prompt
+    sorted_keys = np.sort(sk.keys)
+    if not (sorted_keys[1:] == sorted_keys[:-1]).any():  # the usual batch: every distinct text is its own prompt
         cur_keys, doc_bits, doc_ok = sk.keys, distinct.bits, sk.ok
         first = np.arange(len(sk.keys), dtype=np.int64)
     else:
@@ -271,13 +293,19 @@ def _near_duplicates(df: pl.DataFrame, distinct: Distinct, sk: Sketch, gate: Gat
         )
         cur_keys, doc_bits, doc_ok = docs["key"].to_numpy(), docs["bits"].to_numpy(), docs["ok"].to_numpy()
         first = docs["i"].to_numpy().astype(np.int64)
+        sorted_keys = cur_keys
     n_cur = len(cur_keys)
-    earlier_keys, earlier_sig = _earlier(batch_dir, gate)
-    in_earlier = np.isin(cur_keys, earlier_keys)
-    only = ~np.isin(earlier_keys, cur_keys)
+    earlier_keys, earlier_sig = earlier  # keys sorted
+    in_earlier = _in_sorted(earlier_keys, cur_keys)
+    only = ~_in_sorted(sorted_keys, earlier_keys)
     n_only = int(only.sum())
-    own_sig = sk.sig if n_cur == len(sk.sig) and first[-1:].tolist() == [n_cur - 1] else sk.sig[first]
-    pool_sig = np.concatenate([own_sig, earlier_sig[only]]) if n_only else own_sig
+    whole = n_cur == len(sk.sig) and first[-1:].tolist() == [n_cur - 1]
+    if whole and n_only <= len(sk.spare):  # the earlier prompts go in the rows kept free after the batch's
+        sk.spare[:n_only] = earlier_sig[only]
+        pool_sig = sk.rows[: n_cur + n_only]
+    else:
+        own_sig = sk.sig if whole else sk.sig[first]
+        pool_sig = np.concatenate([own_sig, earlier_sig[only]]) if n_only else own_sig
     bits = np.concatenate([doc_bits.astype(np.uint8), np.zeros(n_only, np.uint8)])
     published = np.concatenate([in_earlier, np.ones(n_only, bool)])
     usable = np.flatnonzero(np.concatenate([doc_ok, np.ones(n_only, bool)]))

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import weakref
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
+from typing import Callable, Iterator, TypeVar
 
 import numpy as np
 import polars as pl
@@ -108,20 +108,31 @@ def views(series: pl.Series) -> Views | None:
     return Views(lengths, valid, view, data)
 
 
-_CACHE: dict[int, tuple[weakref.ref, dict[str, Views | None]]] = {}
+_CACHE: dict[int, tuple[weakref.ref, dict[tuple[str, str], object]]] = {}
+T = TypeVar("T")
 
 
 def column(df: pl.DataFrame, name: str) -> Views | None:
     """views(df[name]), kept while df lives: the gate's checks look at the same texts several times."""
-    key = id(df)
-    entry = _CACHE.get(key)
+    return _kept(df, ("views", name), lambda: views(df[name]))
+
+
+def chars(df: pl.DataFrame, name: str) -> pl.Series:
+    """df[name].str.len_chars(), kept while df lives: several checks need the lengths of the same texts
+    (counting characters reads every byte)."""
+    return _kept(df, ("chars", name), lambda: df[name].str.len_chars())
+
+
+def _kept(df: pl.DataFrame, key: tuple[str, str], make: Callable[[], T]) -> T:
+    entry = _CACHE.get(id(df))
     if entry is None or entry[0]() is not df:
-        entry = (weakref.ref(df, lambda _, key=key: _CACHE.pop(key, None)), {})
-        _CACHE[key] = entry
+        frame_id = id(df)
+        entry = (weakref.ref(df, lambda _, frame_id=frame_id: _CACHE.pop(frame_id, None)), {})
+        _CACHE[frame_id] = entry
     found = entry[1]
-    if name not in found:
-        found[name] = views(df[name])
-    return found[name]
+    if key not in found:
+        found[key] = make()
+    return found[key]  # type: ignore[no-any-return]
 
 
 def rows_with(v: Views, flag: Flag, width: int = 1) -> np.ndarray:
