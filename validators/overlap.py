@@ -36,17 +36,21 @@ SCHEME_KEY = "prefmix.prompt_sketch"
 WORD_SCHEME = "words=pack8-fold-mix64;minhash=oph64-b16-optimal-densify;sig=fixed-binary"
 
 
+SOURCE_BITS = {"human": 1, "synthetic": 2}
+OTHER_SOURCE = 4
+PROBE_BITS = 25  # a 4 MB bit set (cache-friendly) filters n-gram look-ups before the exact search
+
+
 def scheme(gate: Gate) -> str:
+    """How this gate makes a prompt sketch (the WORD_SCHEME and the shingle size)."""
     return f"{WORD_SCHEME};shingle={gate.near_duplicates.shingle}"
 
 
 def sketch_scheme(file: Path) -> str | None:
+    """How the sketch in `file` was made (None: a sketch from before schemes were recorded)."""
     metadata = pq.read_metadata(file).metadata or {}
     value = metadata.get(SCHEME_KEY.encode())
     return value.decode() if value else None
-SOURCE_BITS = {"human": 1, "synthetic": 2}
-OTHER_SOURCE = 4
-PROBE_BITS = 25  # a 4 MB bit set (cache-friendly) filters n-gram look-ups before the exact search
 
 
 def _bit_table(grams: np.ndarray) -> np.ndarray:
@@ -237,7 +241,7 @@ def measure(df: pl.DataFrame, gate: Gate, batch_dir: Path, keep: int, active: se
     """The near_duplicates and contamination measures (those in `active`) and the sketch to keep."""
     evals = eval_sets(gate) if "contamination" in active and gate.contamination.eval_sets else []
     distinct = _distinct_prompts(df)
-    earlier = _earlier(batch_dir, gate) if "near_duplicates" in active else _earlier(batch_dir, None)
+    earlier = _earlier(batch_dir, gate) if "near_duplicates" in active else _no_prompts()
     sk = sketch(distinct.prompts, gate, [e for _, e in evals], spare=len(earlier[0]))
     out: list[Measure] = []
     kept: dict[str, Any] = {}
@@ -249,11 +253,14 @@ def measure(df: pl.DataFrame, gate: Gate, batch_dir: Path, keep: int, active: se
     return out, kept
 
 
-def _earlier(batch_dir: Path, gate: Gate | None) -> tuple[np.ndarray, np.ndarray]:
-    """Keys (sorted) and signatures of the prompts of earlier published batches, each key once (none
-    without a gate that compares with them)."""
-    if gate is None or not gate.near_duplicates.earlier_batches:
-        return np.empty(0, np.uint64), np.empty((0, minhash.SLOTS), np.uint16)
+def _no_prompts() -> tuple[np.ndarray, np.ndarray]:
+    return np.empty(0, np.uint64), np.empty((0, minhash.SLOTS), np.uint16)
+
+
+def _earlier(batch_dir: Path, gate: Gate) -> tuple[np.ndarray, np.ndarray]:
+    """Keys (sorted) and signatures of the prompts of earlier published batches, each key once."""
+    if not gate.near_duplicates.earlier_batches:
+        return _no_prompts()
     keys, sigs = [], []
     for folder in earlier_batches(batch_dir):
         file = folder / "report" / SKETCH
@@ -270,7 +277,7 @@ def _earlier(batch_dir: Path, gate: Gate | None) -> tuple[np.ndarray, np.ndarray
         keys.append(sk.keys[sk.ok])
         sigs.append(sk.sig[sk.ok])
     if not keys:
-        return np.empty(0, np.uint64), np.empty((0, minhash.SLOTS), np.uint16)
+        return _no_prompts()
     all_keys, all_sigs = np.concatenate(keys), np.concatenate(sigs)
     _, first = np.unique(all_keys, return_index=True)
     return all_keys[first], all_sigs[first]
