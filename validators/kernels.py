@@ -1,15 +1,16 @@
-"""Compiled passes over prompt bytes and word hashes (numba), for the two loops numpy cannot vectorise well.
+"""Compiled passes (numba) over prompt bytes, word hashes and signatures: the loops numpy cannot vectorise well.
 
-- `word_hashes`: one pass over a text column's UTF-8 bytes splits each text into words and hashes them.
-  Splitting with Polars (`str.split` + `explode` + `hash`) made one string per word: 3.3 s of the gate's
-  1M-prompt bench.
+- `word_hashes`: one pass over a text column's UTF-8 bytes splits each text into words and hashes them
+  (Polars' `str.split` + `explode` + `hash` made one string per word: 3.3 s of CPU on the gate's 1M-prompt
+  bench, now about 1.5 s).
 - `sketch`: one pass per text over its word hashes gives its key and MinHash signature (rolling shingle
-  hashes, per-bin minima, densification) without materialising the shingles: 1.9 s of numpy (shingle
-  arrays, `np.minimum.at`, a 64-step densify sweep) against 0.2 s.
+  hashes, per-bin minima, optimal densification) without materialising the shingles.
+- `probe`: a text's stride-aligned word n-grams looked up in an eval set's bit set, then binary search.
+- `band_keys`: every LSH band's key per signature, in one pass over the rows.
 
-Both are exact: `tests/validators/test_kernels.py` checks them against the numpy definitions in
-validators/ngrams.py and validators/minhash.py. Compiled once per machine (numba's on-disk cache); the
-kernels release the GIL, so chunks run side by side in threads.
+Each is checked against a plain numpy/Python definition in tests/validators/test_kernels.py. Compiled once
+per machine (numba's on-disk cache, loaded by `warm`); the kernels release the GIL, so chunks run side by
+side in threads.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ _BYTES[0xC2] = NBSP_LEAD
 
 
 @njit(inline="always")
-def _mix64(z: np.uint64) -> np.uint64:
+def _mix64(z: np.uint64) -> np.uint64:  # prefmix.hashing.mix64, one value at a time
     z = z ^ (z >> np.uint64(30))
     z = z * MIX_1
     z = z ^ (z >> np.uint64(27))
@@ -222,16 +223,6 @@ def probe(hashes: np.ndarray, offsets: np.ndarray, m: int, stride: int, p: np.ui
     return hit
 
 
-def warm() -> None:
-    """Load every kernel (compiled, or read from numba's on-disk cache) now rather than at first use."""
-    data, offsets = np.frombuffer(b"a b c d", dtype=np.uint8), np.array([0, 7], dtype=np.int64)
-    hashes, counts, _ = word_hashes(data, offsets)
-    ends = np.array([0, len(hashes)], dtype=np.int64)
-    sketch(hashes, ends, 2, np.uint64(3), np.uint64(3), np.empty(1, dtype=np.uint64),
-           np.empty((1, 64), dtype=np.uint16))
-    probe(hashes, ends, 2, 1, np.uint64(3), np.zeros(8, dtype=np.uint8), 6, np.zeros(1, dtype=np.uint64))
-
-
 @njit(nogil=True, cache=True)
 def band_keys(sig: np.ndarray, bands: int, rows: int, fold: np.uint64) -> np.ndarray:
     """(bands, n) uint64: each band's key per signature row, as validators/minhash.band_key makes it, in one
@@ -245,3 +236,14 @@ def band_keys(sig: np.ndarray, bands: int, rows: int, fold: np.uint64) -> np.nda
                     | (np.uint64(sig[i, first + 2]) << np.uint64(32)) | (np.uint64(sig[i, first + 3]) << np.uint64(48)))
             out[b, i] = head + np.uint64(sig[i, first + 4]) * fold
     return out
+
+
+def warm() -> None:
+    """Load every kernel (compiled, or read from numba's on-disk cache) now rather than at first use."""
+    data, offsets = np.frombuffer(b"a b c d", dtype=np.uint8), np.array([0, 7], dtype=np.int64)
+    hashes, counts, _ = word_hashes(data, offsets)
+    ends = np.array([0, len(hashes)], dtype=np.int64)
+    sketch(hashes, ends, 2, np.uint64(3), np.uint64(3), np.empty(1, dtype=np.uint64),
+           np.empty((1, 64), dtype=np.uint16))
+    band_keys(np.zeros((1, 64), dtype=np.uint16), 12, 5, np.uint64(3))
+    probe(hashes, ends, 2, 1, np.uint64(3), np.zeros(8, dtype=np.uint8), 6, np.zeros(1, dtype=np.uint64))
