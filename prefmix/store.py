@@ -144,6 +144,9 @@ class Store:
     retractions_dir = Under("retractions")
     ledger_path = Under("ledger.sqlite")
     events_path = Under("lineage", "events.jsonl")
+    # prompt sketches the gate rebuilt for published batches whose own was made another way (derived data:
+    # removing the folder only costs the next gate the rebuild)
+    prompt_sketch_cache = Under("cache", "prompt_sketches")
 
     def run_dir(self, run_id: str) -> Path:
         return self.root / "runs" / run_id

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from prefmix.hashing import sha256_file
 from prefmix.store import Store
 
 AREAS = ("staging", "quarantine", "batches")
@@ -20,3 +21,13 @@ def earlier_batches(batch_dir: Path) -> list[Path]:
         return []
     store = Store(batch_dir.parent.parent)
     return [d for d in store.published_dirs() if d.resolve() != batch_dir]
+
+
+def rebuilt_sketch(published: Path) -> Path:
+    """Where the gate keeps the prompt sketch it rebuilt for the published batch folder `published` (its own
+    report/ is not rewritten after publication); named by the batch's manifest too, so a batch published again
+    under the same id is not read from the old one's sketch."""
+    published = Path(published).resolve()
+    manifest = published / "manifest.json"
+    tag = sha256_file(manifest)[:12] if manifest.is_file() else "none"
+    return Store(published.parent.parent).prompt_sketch_cache / f"{published.name}.{tag}.parquet"

@@ -55,7 +55,7 @@ def _run_gate(config: Config, batch_dir: Path, facts: GateFacts | None) -> GateR
     # measures and errors come in the order the steps are listed.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="prefmix-gate") as side:
         near = side.submit(overlap.measure, batch.frame, config.gate, batch_dir, keep, active) if active & OVERLAP else None
-        sketch = side.submit(lambda: overlap.write_sketch(near.result()[1], out)) if near is not None else None
+        sketch = side.submit(lambda: overlap.write_sketch(near.result()[1], out / overlap.SKETCH)) if near is not None else None
         measures = metrics.measure(config, batch, facts.human_agreement, facts.judge_human, active)
         try:
             agent_measures = []

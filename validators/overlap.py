@@ -23,7 +23,7 @@ from prefmix.config import Gate
 from prefmix.errors import ConfigError
 from prefmix.store import write_parquet
 from prefmix.validators import bitset, kernels, minhash, ngrams, threads
-from prefmix.validators.earlier import earlier_batches
+from prefmix.validators.earlier import earlier_batches, rebuilt_sketch
 from prefmix.validators.measure import Measure, excerpt
 
 # Prompts tokenised at a time: about 1.3M words, so every temporary array stays near 10 MB. Much larger
@@ -263,9 +263,12 @@ def _earlier(batch_dir: Path, gate: Gate) -> tuple[np.ndarray, np.ndarray]:
         return _no_prompts()
     keys, sigs = [], []
     for folder in earlier_batches(batch_dir):
-        file = folder / "report" / SKETCH
-        if file.is_file() and sketch_scheme(file) == scheme(gate):
-            key, sig = read_sketch(file)
+        # the batch's own sketch, else one rebuilt by an earlier gate, else rebuilt now from its prompts and kept
+        # (after an upgrade every published sketch is of another scheme: each is rebuilt once, not every night)
+        found = [f for f in (folder / "report" / SKETCH, rebuilt_sketch(folder))
+                 if f.is_file() and sketch_scheme(f) == scheme(gate)]
+        if found:
+            key, sig = read_sketch(found[0])
             keys.append(key)
             sigs.append(sig)
             continue
@@ -276,6 +279,7 @@ def _earlier(batch_dir: Path, gate: Gate) -> tuple[np.ndarray, np.ndarray]:
         sk = sketch(prompts, gate, [])
         keys.append(sk.keys[sk.ok])
         sigs.append(sk.sig[sk.ok])
+        write_sketch({"keys": keys[-1], "sig": sigs[-1], "scheme": scheme(gate)}, rebuilt_sketch(folder))
     if not keys:
         return _no_prompts()
     all_keys, all_sigs = np.concatenate(keys), np.concatenate(sigs)
@@ -383,9 +387,9 @@ def _contamination(df: pl.DataFrame, distinct: Distinct, sk: Sketch, gate: Gate,
     )
 
 
-def write_sketch(kept: dict[str, Any], report_dir: Path) -> Path | None:
-    """Keep the keys and signatures of the prompts this batch adds, for the gates of later batches (None:
-    nothing kept). Signatures are one fixed-size binary cell each, written and read without a copy per row."""
+def write_sketch(kept: dict[str, Any], path: Path) -> Path | None:
+    """Keep the keys and signatures of the prompts a batch adds at `path` (report/SKETCH), for the gates of
+    later batches (None: nothing kept). Signatures are one fixed-size binary cell each, written and read without a copy per row."""
     if not kept:
         return None
     sig = np.ascontiguousarray(kept["sig"], dtype=np.uint16)
@@ -393,7 +397,7 @@ def write_sketch(kept: dict[str, Any], report_dir: Path) -> Path | None:
         "key": pa.array(kept["keys"], pa.uint64()),
         "sig": pa.FixedSizeBinaryArray.from_buffers(pa.binary(2 * minhash.SLOTS), len(sig), [None, pa.py_buffer(sig)]),
     }).replace_schema_metadata({SCHEME_KEY: kept["scheme"]})
-    return write_parquet(table, report_dir / SKETCH, row_group_size=1 << 20, compression="none", statistics=False,
+    return write_parquet(table, path, row_group_size=1 << 20, compression="none", statistics=False,
                          dictionary=False)
 
 

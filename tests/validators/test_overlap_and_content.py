@@ -16,7 +16,8 @@ import pytest
 from prefmix.config import Config
 from prefmix.errors import ConfigError
 from prefmix.records import to_arrow
-from prefmix.validators import minhash, ngrams
+from prefmix.validators import minhash, ngrams, overlap
+from prefmix.validators.earlier import rebuilt_sketch
 from prefmix.validators.content import seq_rep
 from prefmix.validators.gate import run_gate
 from prefmix.validators.preflight import check as preflight
@@ -97,10 +98,19 @@ def test_near_duplicates_against_an_earlier_published_batch(tmp_path: Path) -> N
 
 def test_an_earlier_batch_without_a_sketch_is_read_from_its_prompts(tmp_path: Path) -> None:
     earlier = clean_frame(seed=1)
-    write_batch(tmp_path, earlier, batch_id="b0", area="batches")  # never gated here: no sketch
+    published = write_batch(tmp_path, earlier, batch_id="b0", area="batches")  # never gated here: no sketch
     frame = set_cell(clean_frame(seed=2), 0, "prompt", earlier["prompt"][5] + " today")
     result = run_gate(config(max_pii_share=0.01), write_batch(tmp_path, frame, batch_id="b1"))
     assert result.check("near_duplicates").observed["rows"] == 1
+    # the rebuilt sketch is kept in the store's cache (the published folder is not rewritten) and read next time
+    rebuilt = rebuilt_sketch(published)
+    assert rebuilt.parent == tmp_path / "cache" / "prompt_sketches" and not (published / "report").exists()
+    assert overlap.sketch_scheme(rebuilt) == overlap.scheme(config().gate)
+    assert len(overlap.read_sketch(rebuilt)[0]) == earlier["prompt"].n_unique()
+    for f in (published / "data").glob("*.parquet"):
+        f.unlink()  # from now on only the kept sketch can tell the gate the earlier prompts
+    again = run_gate(config(max_pii_share=0.01), write_batch(tmp_path, frame, batch_id="b2"))
+    assert again.check("near_duplicates").observed["rows"] == 1
 
 
 def test_same_source_near_copies_within_the_batch_are_not_flagged(tmp_path: Path) -> None:
